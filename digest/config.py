@@ -1,0 +1,392 @@
+"""config.toml -> a typed, validated Config.
+
+Every option is declared once below with its default and a one-line docstring.
+Loading collects *every* problem and names its key path (``feeds[2].url``);
+unknown keys are warnings, not errors, so a typo never silently changes nothing.
+Secrets never live in the file: the file names the environment variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from datetime import time as dtime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from digest.errors import ConfigError
+from digest.models import Feed
+
+log = logging.getLogger(__name__)
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class NewsletterConfig(_Section):
+    name: str = "The Daily Selection"
+    """Shown in the masthead, the From name and the subject."""
+    from_address: Annotated[str, Field(alias="from")] = "Daily Selection <digest@example.org>"
+    """The From header: "Name <address>" or a bare address."""
+    reply_to: str = ""
+    """Reply-To address; empty for none."""
+    list_id: str = "daily.example.org"
+    """List-Id (RFC 2919): a domain-like identifier for this list."""
+    postal_address: str = ""
+    """Postal address printed in the footer (required by CAN-SPAM)."""
+    base_url: str = "http://127.0.0.1:8025"
+    """Public base URL of `digest serve`: unsubscribe and view-in-browser links."""
+    language: str = "en"
+    """Language of dates and fixed strings in the template (en, de)."""
+    secret_env: str = "DIGEST_SECRET"
+    """Environment variable holding the secret that signs unsubscribe tokens."""
+    unsubscribe_mailto: str = ""
+    """mailto fallback for List-Unsubscribe; default unsubscribe@<from domain>."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("from_address")
+    @classmethod
+    def _from(cls, v: str) -> str:
+        if "@" not in v:
+            raise ValueError(f"not an email address: {v!r}")
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        if v not in ("en", "de"):
+            raise ValueError(f"unsupported language {v!r}; use 'en' or 'de'")
+        return v
+
+
+class ScheduleConfig(_Section):
+    time: str = "07:00"
+    """Local time of the daily send, HH:MM."""
+    timezone: str = "UTC"
+    """IANA time zone of the schedule, e.g. Europe/Berlin."""
+    days: tuple[str, ...] = DAYS
+    """Days to send on: mon..sun."""
+    misfire_grace_minutes: int = Field(default=60, ge=0)
+    """A run missed (daemon down) by less than this still goes out, once."""
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        if not re.fullmatch(r"\d{1,2}:\d{2}", v):
+            raise ValueError(f"not a time of day {v!r}; write HH:MM, e.g. '07:00'")
+        dtime.fromisoformat(v.zfill(5))
+        return v.zfill(5)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return check_timezone(v)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [d for d in v if d.lower()[:3] not in DAYS]
+        if bad:
+            raise ValueError(f"unknown day {bad[0]!r}; use {', '.join(DAYS)}")
+        return tuple(d.lower()[:3] for d in v)
+
+    @property
+    def hour(self) -> int:
+        return int(self.time[:2])
+
+    @property
+    def minute(self) -> int:
+        return int(self.time[3:])
+
+
+class FeedConfig(_Section):
+    url: str
+    """http(s) URL, or a path to a local file (relative to config.toml)."""
+    name: str = ""
+    """Display name of the source; defaults to the URL's host or file name."""
+    weight: float = Field(default=1.0, ge=0)
+    """Source weight in the score; 1.0 is neutral."""
+    topics: tuple[str, ...] = ()
+    """Topics every article of this feed belongs to."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if "://" in v:
+            parts = urlsplit(v)
+            if parts.scheme == "file":
+                return v
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"not a URL: {v!r} (use http(s)://host/path or a local path)")
+        elif not v.strip():
+            raise ValueError("empty URL")
+        return v
+
+
+class TopicConfig(_Section):
+    title: str = ""
+    """Section heading for the topic; defaults to the capitalised topic name."""
+    keywords: tuple[str, ...] = ()
+    """Words that put an article into this topic (case-insensitive, whole words)."""
+
+
+class SectionConfig(_Section):
+    title: str
+    """Heading shown in the email."""
+    topics: tuple[str, ...] = ()
+    """Only stories in these topics; empty means any story."""
+    max_stories: int = Field(default=5, ge=1)
+    """At most this many stories in the section."""
+
+
+class SelectionConfig(_Section):
+    max_stories: int = Field(default=12, ge=1)
+    """Stories in one digest, all sections together."""
+    max_age_hours: float = Field(default=36, ge=0)
+    """Only articles published this recently; 0 means no limit."""
+    half_life_hours: float = Field(default=12, gt=0)
+    """Recency score halves every this many hours."""
+    per_source: int = Field(default=3, ge=1)
+    """At most this many stories led by one source."""
+    topic_weight: float = Field(default=0.5, ge=0)
+    """Score added per matched topic."""
+    sections: tuple[SectionConfig, ...] = (SectionConfig(title="Top stories", max_stories=5),)
+    """Sections in order; each takes the best remaining stories that fit it."""
+    topic_sections: bool = True
+    """After the listed sections, add one section per configured topic."""
+    skip_if_empty: bool = True
+    """With no new stories, send nothing (and say so)."""
+
+
+class SmtpConfig(_Section):
+    host: str = "127.0.0.1"
+    """SMTP server host."""
+    port: int = Field(default=587, ge=1, le=65535)
+    """SMTP server port (587 starttls, 465 tls, 25 none)."""
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    """starttls, tls (implicit, port 465) or none."""
+    username: str = ""
+    """Login name; empty to send without AUTH."""
+    password_env: str = "SMTP_PASSWORD"
+    """Environment variable holding the SMTP password."""
+    verify_certificates: bool = True
+    """Verify the server's TLS certificate."""
+    timeout: float = Field(default=30, gt=0)
+    """Seconds to wait for the server at each step."""
+    connections: int = Field(default=2, ge=1, le=32)
+    """Concurrent SMTP connections, each reused for many messages."""
+    messages_per_connection: int = Field(default=100, ge=1)
+    """Reconnect after this many messages on one connection."""
+
+
+class StorageConfig(_Section):
+    path: str = "var/digest.db"
+    """SQLite database file, relative to config.toml."""
+
+
+class PathsConfig(_Section):
+    subscribers: str = "subscribers"
+    """Folder of subscriber files (*.toml), relative to config.toml."""
+    templates: str = "templates"
+    """Folder of email templates, relative to config.toml."""
+    template: str = "daily"
+    """Template name: <name>.mjml.j2 and <name>.txt.j2."""
+
+
+class PreviewConfig(_Section):
+    host: str = "127.0.0.1"
+    """Interface `digest preview` and `digest serve` listen on."""
+    port: int = Field(default=8025, ge=1, le=65535)
+    """Port for `digest preview`."""
+
+
+class ConfigModel(_Section):
+    newsletter: NewsletterConfig = NewsletterConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    feeds: tuple[FeedConfig, ...] = ()
+    topics: dict[str, TopicConfig] = {}
+    selection: SelectionConfig = SelectionConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    storage: StorageConfig = StorageConfig()
+    paths: PathsConfig = PathsConfig()
+    preview: PreviewConfig = PreviewConfig()
+
+
+class Config:
+    """A loaded config: the validated model plus where it came from."""
+
+    def __init__(self, model: ConfigModel, path: Path) -> None:
+        self.model = model
+        self.path = path
+        self.root = path.parent
+
+    # Convenience accessors keep call sites short.
+    @property
+    def newsletter(self) -> NewsletterConfig:
+        return self.model.newsletter
+
+    @property
+    def schedule(self) -> ScheduleConfig:
+        return self.model.schedule
+
+    @property
+    def selection(self) -> SelectionConfig:
+        return self.model.selection
+
+    @property
+    def smtp(self) -> SmtpConfig:
+        return self.model.smtp
+
+    @property
+    def topics(self) -> dict[str, TopicConfig]:
+        return self.model.topics
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.model.schedule.timezone)
+
+    def resolve(self, p: str) -> Path:
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else (self.root / path)
+
+    @property
+    def db_path(self) -> Path:
+        return self.resolve(self.model.storage.path)
+
+    @property
+    def subscribers_dir(self) -> Path:
+        return self.resolve(self.model.paths.subscribers)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.resolve(self.model.paths.templates)
+
+    @property
+    def feeds(self) -> tuple[Feed, ...]:
+        return tuple(self._feed(f) for f in self.model.feeds)
+
+    def _feed(self, f: FeedConfig) -> Feed:
+        url = f.url
+        if "://" not in url:
+            url = self.resolve(url).resolve().as_uri()
+        name = f.name or _default_name(f.url)
+        return Feed(url=url, name=name, weight=f.weight, topics=f.topics)
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Config:
+        """A copy with some sections' fields replaced (used by the demo and tests)."""
+        data = self.model.model_dump(by_alias=True)
+        for section, values in sections.items():
+            data[section] = {**data[section], **values}
+        return Config(ConfigModel.model_validate(data), self.path)
+
+
+def _default_name(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.hostname:
+        return parts.hostname.removeprefix("www.")
+    return Path(url).stem
+
+
+def check_timezone(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'Europe/Berlin'")
+    return v
+
+
+def load(path: Path | str) -> Config:
+    """Read and validate config.toml; raise ConfigError naming every problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found",
+            hint="pass --config PATH, or run digest from the folder holding config.toml",
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return from_dict(data, path)
+
+
+def from_dict(data: dict[str, Any], path: Path) -> Config:
+    try:
+        model = ConfigModel.model_validate(data)
+    except ValidationError as e:
+        lines = [f"{path}: {_key_path(err['loc'])}: {_message(err)}" for err in e.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    for key in unknown_keys(model):
+        log.warning("%s: unknown key %s (ignored; check the spelling)", path, key)
+    _check_references(model, path)
+    return Config(model, path.resolve())
+
+
+def _check_references(model: ConfigModel, path: Path) -> None:
+    known = set(model.topics)
+    problems = []
+    for i, sec in enumerate(model.selection.sections):
+        for t in sec.topics:
+            if known and t not in known:
+                problems.append(f"{path}: selection.sections[{i}].topics: unknown topic {t!r}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def unknown_keys(model: BaseModel, prefix: str = "") -> list[str]:
+    found = [f"{prefix}{k}" for k in (model.model_extra or {})]
+    for name, info in type(model).model_fields.items():
+        key = info.alias or name
+        value = getattr(model, name)
+        here = f"{prefix}{key}"
+        if isinstance(value, BaseModel):
+            found += unknown_keys(value, here + ".")
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    found += unknown_keys(item, f"{here}[{i}].")
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                if isinstance(item, BaseModel):
+                    found += unknown_keys(item, f"{here}.{k}.")
+    return found
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "missing":
+        return "required key is missing"
+    if "input" in err and err["type"].endswith("_type") or err["type"].endswith("_parsing"):
+        return f"{msg}, got {err['input']!r}"
+    return msg

@@ -1,0 +1,46 @@
+"""User-facing errors. Anything else that escapes is a bug and gets a traceback."""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """A problem the user can fix: bad config, feed, address or template.
+
+    The CLI prints ``str(error)`` as one line (plus the hint) and exits non-zero.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(DigestError):
+    """config.toml is missing, unreadable or invalid."""
+
+    exit_code = 2
+
+
+class SubscriberError(DigestError):
+    """A subscribers/*.toml file or an address in it is invalid."""
+
+
+class FeedError(DigestError):
+    """A feed could not be fetched or parsed (reported per feed, never fatal to a run)."""
+
+
+class TemplateError(DigestError):
+    """A template failed to render or compile; nothing is sent."""
+
+
+class DeliveryError(DigestError):
+    """The SMTP server could not be reached or refused us before any message went out."""
+
+
+class StoreError(DigestError):
+    """The database cannot be opened or is from a newer digest."""

@@ -1,0 +1,179 @@
+"""The typed values that flow between the stages.
+
+collect -> Article, rank -> Story/Section/Selection, render -> Rendered,
+personalise -> Personal, send -> Delivery. All frozen: a stage never edits
+what an earlier stage produced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+FeedStatus = Literal["ok", "not_modified", "error"]
+SubscriberStatus = Literal["active", "paused", "unsubscribed"]
+MailFormat = Literal["html", "text"]
+DeliveryStatus = Literal["pending", "sending", "sent", "failed", "deferred"]
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One configured feed. ``url`` is http(s) or a local path (resolved by config)."""
+
+    url: str
+    name: str
+    weight: float = 1.0
+    topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Article:
+    """One item of one feed, sanitized and normalised."""
+
+    feed_url: str
+    source: str  # the feed's display name
+    guid: str
+    url: str
+    title: str
+    summary: str  # plain text, already cut to a readable length
+    published: datetime  # timezone-aware, UTC
+    content_html: str = ""  # sanitized HTML (nh3), may be empty
+    author: str | None = None
+    categories: tuple[str, ...] = ()
+    image: str | None = None
+    id: int | None = None  # row id once stored
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    """What happened to one feed during a collect (the ``--json`` row)."""
+
+    feed: str
+    url: str
+    status: FeedStatus
+    items: int = 0
+    new: int = 0
+    error: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "feed": self.feed,
+            "url": self.url,
+            "status": self.status,
+            "items": self.items,
+            "new": self.new,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Story:
+    """One event: a lead article and others reporting the same thing."""
+
+    lead: Article
+    others: tuple[Article, ...] = ()
+    score: float = 0.0
+    reasons: tuple[tuple[str, float], ...] = ()  # score components, for --explain
+    topics: tuple[str, ...] = ()
+
+    @property
+    def articles(self) -> tuple[Article, ...]:
+        return (self.lead, *self.others)
+
+    @property
+    def also_reported_by(self) -> tuple[str, ...]:
+        seen: list[str] = []
+        for a in self.others:
+            if a.source != self.lead.source and a.source not in seen:
+                seen.append(a.source)
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    stories: tuple[Story, ...]
+    topic: str | None = None  # None for a general section such as "Top stories"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The stories chosen for one day, in sections, best first."""
+
+    day: date
+    sections: tuple[Section, ...]
+
+    @property
+    def stories(self) -> tuple[Story, ...]:
+        return tuple(s for sec in self.sections for s in sec.stories)
+
+    @property
+    def lead(self) -> Story | None:
+        stories = self.stories
+        return stories[0] if stories else None
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    email: str
+    name: str = ""
+    topics: tuple[str, ...] = ()
+    timezone: str | None = None
+    format: MailFormat = "html"
+    status: SubscriberStatus = "active"
+    source: str = ""  # "file:line" it was read from, for messages
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One digest variant, compiled once. Personal fields are placeholders.
+
+    ``html`` and ``text`` contain the tokens in ``digest.render.PLACEHOLDERS``;
+    ``digest.render.personalise`` swaps them per subscriber.
+    """
+
+    variant: str  # stable key for the set of sections this variant holds
+    subject: str
+    preheader: str
+    mjml: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Personal:
+    """The per-subscriber fields spliced into a Rendered variant."""
+
+    email: str
+    name: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    view_url: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One row of the delivery journal."""
+
+    day: date
+    email: str
+    status: DeliveryStatus
+    variant: str = ""
+    attempts: int = 0
+    message_id: str | None = None
+    last_error: str | None = None
+    updated: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What one ``digest send`` did."""
+
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    skipped: int = 0  # already sent by an earlier run
+    total: int = 0
+    seconds: float = 0.0
+    failures: tuple[tuple[str, str], ...] = field(default_factory=tuple)
