@@ -188,6 +188,8 @@ class SmtpConfig(_Section):
     """Environment variable holding the SMTP password."""
     verify_certificates: bool = True
     """Verify the server's TLS certificate."""
+    ca_file: str = ""
+    """PEM bundle to trust instead of the system's (e.g. a private CA)."""
     timeout: float = Field(default=30, gt=0)
     """Seconds to wait for the server at each step."""
     connections: int = Field(default=2, ge=1, le=32)
@@ -308,7 +310,8 @@ def check_timezone(v: str) -> str:
     try:
         ZoneInfo(v)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'Europe/Berlin'")
+        raise ValueError(
+            f"unknown time zone {v!r}; use an IANA name such as 'Europe/Berlin'") from None
     return v
 
 
@@ -387,6 +390,6 @@ def _message(err: Any) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "missing":
         return "required key is missing"
-    if "input" in err and err["type"].endswith("_type") or err["type"].endswith("_parsing"):
+    if ("input" in err and err["type"].endswith("_type")) or err["type"].endswith("_parsing"):
         return f"{msg}, got {err['input']!r}"
     return msg

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
-    Float,
     Integer,
     MetaData,
     String,
@@ -230,7 +229,8 @@ class Store:
             if row:
                 return str(row[0])
             value = secrets.token_urlsafe(32)
-            conn.execute(sqlite_insert(meta).values(key="secret", value=value).on_conflict_do_nothing())
+            conn.execute(
+                sqlite_insert(meta).values(key="secret", value=value).on_conflict_do_nothing())
             got = conn.execute(select(meta.c.value).where(meta.c.key == "secret")).scalar_one()
             return str(got)
 

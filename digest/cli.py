@@ -1,0 +1,343 @@
+"""The command line. Each command is a few lines that call one function; the
+docstrings are the --help text."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from digest import __version__, pipeline, report
+from digest import config as configuration
+from digest import subscribers as subs
+from digest.errors import DigestError
+
+log = logging.getLogger("digest")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Ctx:
+    def __init__(self, config_path: Path, debug: bool) -> None:
+        self.config_path = config_path
+        self.debug = debug
+        self._config: configuration.Config | None = None
+
+    @property
+    def config(self) -> configuration.Config:
+        if self._config is None:
+            self._config = configuration.load(self.config_path)
+        return self._config
+
+
+def _setup_logging(verbose: int, debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Third-party chatter is noise at -v; --debug shows it.
+    for name in ("httpx", "httpcore", "mail.log", "aiosmtpd", "apscheduler", "asyncio"):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def user_errors(fn: F) -> F:
+    """DigestError → one line on stderr and a non-zero exit; anything else is a bug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DigestError as e:
+            ctx = click.get_current_context()
+            if ctx.find_object(Ctx) and ctx.find_object(Ctx).debug:  # type: ignore[union-attr]
+                raise
+            for line in str(e).splitlines():
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(e.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              default=Path("config.toml"), show_default=True, help="The config file.")
+@click.option("-v", "--verbose", count=True, help="Say more (info messages).")
+@click.option("--debug", is_flag=True, help="Show tracebacks and library logs.")
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path, verbose: int, debug: bool) -> None:
+    """digest: collect the day's news from feeds, rank it, and mail a daily selection.
+
+    \b
+    Quick start:
+      digest catch &            # a local SMTP catcher on 127.0.0.1:2525
+      digest run --once         # collect, rank, render and send now
+      digest preview            # see the email in your browser
+    """
+    _setup_logging(verbose, debug)
+    ctx.obj = Ctx(config_path, debug)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print per-feed results as JSON.")
+@pass_ctx
+@user_errors
+def collect(obj: Ctx, as_json: bool) -> None:
+    """Fetch every configured feed and store the new articles.
+
+    \b
+    Example:
+      digest collect
+      digest collect --json | jq '.[] | select(.status == "error")'
+    """
+    config = obj.config
+    store = pipeline.open_store(config)
+    with report.Progress("collecting", len(config.feeds), enabled=not as_json) as bar:
+        results = pipeline.collect(config, store, now=pipeline.utcnow(), on_result=bar.advance)
+    if as_json:
+        report.print_json([r.as_json() for r in results])
+    else:
+        report.feeds_table(results)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the stories as JSON.")
+@click.option("--all", "every", is_flag=True, help="List every story, not only the selected.")
+@pass_ctx
+@user_errors
+def rank(obj: Ctx, as_json: bool, every: bool) -> None:
+    """Show today's selection: stories by section, with scores.
+
+    \b
+    Example:
+      digest rank
+      digest rank --json | jq '.[0].articles'
+    """
+    config = obj.config
+    store = pipeline.open_store(config)
+    ranked = pipeline.rank_day(config, store, now=pipeline.utcnow())
+    if as_json:
+        report.print_json(report.rank_json(ranked, every=every))
+    else:
+        report.rank_table(ranked)
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              required=True, help="Folder to write digest.{mjml,html,txt,eml} into.")
+@click.option("--subscriber", "email", help="Render this subscriber's copy.")
+@pass_ctx
+@user_errors
+def render(obj: Ctx, out_dir: Path, email: str | None) -> None:
+    """Write today's digest as files: MJML source, HTML, text and the .eml.
+
+    \b
+    Example:
+      digest render --out out/ --subscriber ada@example.org
+    """
+    from digest.files import write_copy
+
+    config = obj.config
+    store = pipeline.open_store(config)
+    copy = pipeline.copy_for(config, store, now=pipeline.utcnow(), email=email)
+    if copy is None:
+        raise DigestError("nothing to render: no stories for today",
+                          hint="run 'digest collect' first")
+    for path in write_copy(copy, out_dir):
+        click.echo(path)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to listen on (default from config).")
+@click.option("--port", type=int, default=None, help="Port (default from config, 8025).")
+@click.option("--no-open", is_flag=True, help="Don't open a browser.")
+@pass_ctx
+@user_errors
+def preview(obj: Ctx, host: str | None, port: int | None, no_open: bool) -> None:
+    """Serve the rendered email on 127.0.0.1 and open it in the browser.
+
+    \b
+    Example:
+      digest preview --port 8030 --no-open
+    """
+    from digest.preview import serve
+
+    config = obj.config
+    serve(config, host=host or config.model.preview.host, port=port or config.model.preview.port,
+          open_browser=not no_open)
+
+
+@cli.command()
+@click.option("--to", "to", help="Send to this one address only.")
+@click.option("--dry-run", is_flag=True, help="Show who would get what; send nothing.")
+@pass_ctx
+@user_errors
+def send(obj: Ctx, to: str | None, dry_run: bool) -> None:
+    """Send today's digest to every active subscriber (each at most once a day).
+
+    \b
+    Example:
+      digest send --dry-run
+      digest send --to ada@example.org
+    """
+    from digest.runner import send_today
+
+    send_today(obj.config, to=to, dry_run=dry_run)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run one full cycle now and exit.")
+@pass_ctx
+@user_errors
+def run(obj: Ctx, once: bool) -> None:
+    """Run the daily digest: collect, rank, render and send on schedule.
+
+    \b
+    Example:
+      digest run            # daemon: fires at [schedule] time in its time zone
+      digest run --once     # one full cycle now
+    """
+    from digest.runner import run_now
+    from digest.schedule import run_daemon
+
+    if once:
+        run_now(obj.config)
+    else:
+        run_daemon(obj.config)
+
+
+@cli.command()
+@click.option("--dir", "folder", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("var/caught"), show_default=True, help="Where .eml files go.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=2525, show_default=True)
+@user_errors
+def catch(folder: Path, host: str, port: int) -> None:
+    """A local SMTP server that keeps every message as an .eml file. Mails no one.
+
+    \b
+    Example:
+      digest catch --dir var/caught --port 2525
+      # config.toml: [smtp] host = "127.0.0.1", port = 2525, security = "none"
+    """
+    from digest.catch import run_catcher
+
+    click.echo(f"catching mail on {host}:{port}, saving to {folder}/ (Ctrl-C to stop)")
+    run_catcher(folder, host, port, on_message=lambda p: click.echo(f"received {p}"))
+
+
+@cli.command()
+@pass_ctx
+@user_errors
+def check(obj: Ctx) -> None:
+    """Check the SMTP settings: connect, EHLO, TLS and login, sending nothing.
+
+    \b
+    Example:
+      SMTP_PASSWORD=... digest check
+    """
+    import asyncio
+
+    from digest import send as sender
+
+    config = obj.config
+    click.echo(asyncio.run(sender.check(config, sender.smtp_password(config))))
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("var/demo"), show_default=True, help="Fresh folder for the demo.")
+@pass_ctx
+@user_errors
+def demo(obj: Ctx, out_dir: Path) -> None:
+    """Run the whole day end to end on the bundled feeds, mailing a local catcher.
+
+    \b
+    Example:
+      digest demo          # what `make demo` runs
+    """
+    from digest.demo import run_demo
+
+    run_demo(obj.config, out_dir)
+
+
+@cli.group()
+def subscribers() -> None:
+    """List and edit the subscriber files under subscribers/."""
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice(["active", "paused", "unsubscribed"]))
+@click.option("--topic", help="Only subscribers of this topic.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@user_errors
+def subscribers_list(obj: Ctx, status: str | None, topic: str | None, as_json: bool) -> None:
+    """List subscribers.
+
+    \b
+    Example:
+      digest subscribers list --status active --json
+    """
+    roster = pipeline.load_roster(obj.config)
+    people = [p for p in roster.subscribers
+              if (status is None or p.status == status) and (topic is None or topic in p.topics)]
+    if as_json:
+        report.print_json([report.subscriber_json(p) for p in people])
+    else:
+        report.subscribers_table(people)
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--topics", default="", help="Comma-separated topics.")
+@click.option("--timezone", default=None, help="IANA time zone, e.g. Asia/Tokyo.")
+@click.option("--list", "list_name", default=None, help="List file (subscribers/<list>.toml).")
+@pass_ctx
+@user_errors
+def subscribers_add(obj: Ctx, email: str, name: str, topics: str, timezone: str | None,
+                    list_name: str | None) -> None:
+    """Add a subscriber (comments and order in the file are kept).
+
+    \b
+    Example:
+      digest subscribers add lin@example.org --name "Lin" --topics tech,science
+    """
+    config = obj.config
+    wanted = [t.strip() for t in topics.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in config.topics]
+    if unknown:
+        raise DigestError(f"unknown topic {unknown[0]!r}",
+                          hint=f"known topics: {', '.join(config.topics)}")
+    path = subs.add(config.subscribers_dir, email, name=name, topics=wanted, timezone=timezone,
+                    list_name=list_name)
+    click.echo(f"added {subs.normalise_email(email)} to {path}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@pass_ctx
+@user_errors
+def subscribers_remove(obj: Ctx, email: str) -> None:
+    """Remove a subscriber's entry from its file.
+
+    \b
+    Example:
+      digest subscribers remove lin@example.org
+    """
+    path = subs.set_status(obj.config.subscribers_dir, email, None)
+    click.echo(f"removed {subs.normalise_email(email)} from {path}")
+
+
+def main() -> None:
+    cli(prog_name="digest")

@@ -1,0 +1,78 @@
+"""The long-running commands as a user sees them: progress while working, one
+summary line at the end. (pipeline.py does the work; this adds the telling.)"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from digest import pipeline, render, report
+from digest import send as sender
+from digest.config import Config
+from digest.errors import DigestError
+from digest.pipeline import RunReport
+
+log = logging.getLogger(__name__)
+
+
+def send_today(config: Config, *, to: str | None, dry_run: bool) -> None:
+    """`digest send`: today's digest to every active subscriber, or --to one address."""
+    now = pipeline.utcnow()
+    store = pipeline.open_store(config)
+    try:
+        roster = pipeline.load_roster(config)
+        people = pipeline.recipients(config, store, roster, to=to)
+        render.check_templates(config)
+        if dry_run:
+            _dry_run(config, store, people, now)
+            return
+        password = sender.smtp_password(config)
+        digest = pipeline.prepare(config, store, now=now, subscribers=people)
+        if digest.empty:
+            click.echo("nothing new since the last digest: no email sent")
+            return
+        with report.Progress("sending", len(people)) as bar:
+            result = pipeline.send_digest(config, store, digest, people, now=now,
+                                          password=password, on_progress=bar.advance)
+        for email, reply in result.failures:
+            click.echo(f"failed: {email}: {reply}", err=True)
+        click.echo(report.send_summary(result))
+        if result.failed:
+            raise click.exceptions.Exit(1)
+    finally:
+        store.close()
+
+
+def _dry_run(config: Config, store: pipeline.Store, people: list[pipeline.Subscriber],
+             now: pipeline.datetime) -> None:
+    digest = pipeline.build_digest(config, store, now=now, subscribers=people)
+    done = {d.email for d in store.deliveries(digest.day) if d.status in ("sent", "failed")}
+    if digest.empty:
+        click.echo("dry run: nothing new since the last digest; nothing would be sent")
+        return
+    todo = [p for p in people if p.email not in done]
+    for p in todo:
+        variant = digest.variant_for(pipeline.ranker.variant_key(p))
+        click.echo(f"would send to {p.email}: {variant.subject!r} ({variant.variant})")
+    click.echo(f"dry run: would send {len(todo)} of {len(people)} "
+               f"({len(people) - len(todo)} already done today); nothing sent")
+
+
+def run_now(config: Config) -> RunReport:
+    """`digest run --once`: one full cycle with progress and a summary."""
+    password = sender.smtp_password(config)
+    feeds_bar = report.Progress("collecting", len(config.feeds))
+    with feeds_bar:
+        result = pipeline.run_once(config, password=password, on_feed=feeds_bar.advance)
+    click.echo(report.collect_summary(result.feeds))
+    if result.nothing_new:
+        click.echo("nothing new since the last digest: no email sent")
+        return result
+    click.echo(f"digest for {result.day.isoformat()}: {result.stories} articles")
+    for email, reply in result.send.failures:
+        click.echo(f"failed: {email}: {reply}", err=True)
+    click.echo(report.send_summary(result.send))
+    if result.send.failed:
+        raise DigestError(f"{result.send.failed} recipients failed permanently (see above)")
+    return result

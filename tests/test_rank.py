@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from digest import config as configuration
+from digest import rank
+from digest.models import Article, Subscriber
+
+NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+DAY = date(2026, 11, 27)
+
+
+def make_config(tmp_path: Path, extra: str = "") -> configuration.Config:
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[[feeds]]
+url = "https://a.example/feed"
+name = "Alpha"
+weight = 1.5
+topics = ["world"]
+[[feeds]]
+url = "https://b.example/feed"
+name = "Beta"
+[[feeds]]
+url = "https://c.example/feed"
+name = "Gamma"
+weight = 0.5
+[topics.world]
+keywords = ["minister", "summit"]
+[topics.tech]
+title = "Technology"
+keywords = ["chip", "software"]
+[selection]
+max_stories = 6
+max_age_hours = 48
+half_life_hours = 12
+per_source = 2
+[[selection.sections]]
+title = "Top stories"
+max_stories = 2
+{extra}
+""")
+    return configuration.load(path)
+
+
+_ids = iter(range(1, 10_000))
+
+
+def art(feed: str, title: str, hours_ago: float, summary: str = "") -> Article:
+    host = {"Alpha": "a", "Beta": "b", "Gamma": "c"}[feed]
+    n = next(_ids)
+    return Article(id=n, feed_url=f"https://{host}.example/feed", source=feed, guid=str(n),
+                   url=f"https://{host}.example/{n}", title=title, summary=summary,
+                   published=NOW - timedelta(hours=hours_ago))
+
+
+def test_score_components_and_order(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    fresh = art("Beta", "Local bakery wins regional prize", 1)
+    old = art("Beta", "Harbour ferry timetable changes", 24)
+    heavy = art("Alpha", "Museum reopens after renovation", 1)
+    ranked = rank.rank([fresh, old, heavy], cfg, now=NOW, day=DAY)
+    titles = [s.lead.title for s in ranked.stories]
+    assert titles[0] == heavy.title  # weight 1.5 + world topic from its feed
+    assert titles.index(fresh.title) < titles.index(old.title)
+    story = ranked.stories[-1]
+    reasons = dict(story.reasons)
+    assert reasons["recency"] == round(0.5 ** 2, 4)  # 24 h at a 12 h half-life
+    assert story.score == round(0.25 * 1.0 * 1.0, 6)
+
+
+def test_same_event_folds_distinct_events_stay_apart(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    a = art("Alpha", "Central bank raises interest rate to 4.5 percent",
+            2, "The central bank raised its main interest rate to 4.5 percent on Thursday.")
+    b = art("Beta", "Central bank raises interest rate to 4.5 percent amid inflation",
+            3, "Policymakers at the central bank raised the interest rate to 4.5 percent.")
+    c = art("Gamma", "Dockworkers strike closes northern port", 2,
+            "Dockworkers walked out at the northern port over pay.")
+    d = art("Beta", "Teachers strike over pay in capital", 2,
+            "Teachers in the capital went on strike over pay.")
+    ranked = rank.rank([a, b, c, d], cfg, now=NOW, day=DAY)
+    groups = sorted(sorted(x.title for x in s.articles) for s in ranked.stories)
+    assert sorted([a.title, b.title]) in groups
+    assert [c.title] in groups and [d.title] in groups
+    bank = next(s for s in ranked.stories if len(s.articles) == 2)
+    assert bank.lead.source == "Alpha"  # heavier source leads
+    assert bank.also_reported_by == ("Beta",)
+    assert dict(bank.reasons)["coverage"] == 1.25
+
+
+def test_sections_caps_and_exclusion(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    items = [art("Alpha", f"Minister visit number {i} to province {i}", i) for i in range(4)]
+    items += [art("Beta", "New chip factory opens", 1), art("Gamma", "Software update ships", 2)]
+    sent = items[0]
+    ranked = rank.rank(items, cfg, now=NOW, day=DAY, exclude={sent.id or 0})
+    sel = ranked.selection
+    assert sent.id not in {a.id for s in sel.stories for a in s.articles}
+    titles = [s.title for s in sel.sections]
+    assert titles[0] == "Top stories" and "Technology" in titles
+    assert len(sel.sections[0].stories) == 2
+    led_by_alpha = [s for s in sel.stories if s.lead.source == "Alpha"]
+    assert len(led_by_alpha) == 2  # per_source cap
+    assert len(sel.stories) <= 6
+    assert all(sec.stories for sec in sel.sections)  # empty sections dropped
+
+
+def test_age_limit(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    ranked = rank.rank([art("Beta", "Too old to matter", 72)], cfg, now=NOW, day=DAY)
+    assert ranked.stories == ()
+    assert ranked.selection.sections == ()
+
+
+def test_variants_follow_subscriber_topics(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    items = [art("Beta", "Minister opens summit", 1), art("Beta", "Chip shortage eases", 1),
+             art("Gamma", "Minister resigns", 2), art("Gamma", "Software giant splits", 3)]
+    sel = rank.rank(items, cfg, now=NOW, day=DAY).selection
+    tech_only = Subscriber(email="t@example.org", topics=("tech",))
+    key = rank.variant_key(tech_only)
+    assert key == "tech"
+    assert rank.variant_key(Subscriber(email="x@example.org")) == "all"
+    narrowed = rank.for_variant(sel, key)
+    assert {s.topic for s in narrowed.sections} <= {None, "tech"}
+    assert any(s.topic == "world" for s in sel.sections)
