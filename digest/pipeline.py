@@ -52,7 +52,8 @@ class Digest:
 class RunReport:
     day: date
     feeds: tuple[FeedResult, ...] = ()
-    stories: int = 0
+    stories: int = 0  # articles carried, all variants together
+    variants: int = 0
     send: SendReport = field(default_factory=SendReport)
     nothing_new: bool = False
 
@@ -108,10 +109,11 @@ def build_digest(config: Config, store: Store, *, now: datetime,
     if not selection.stories:
         return Digest(day=day, variants={})
     keys = {"all"} | {ranker.variant_key(s) for s in subscribers}
-    variants = {key: render.render_variant(ranker.for_variant(selection, key), config,
-                                           variant=key, now=now)
-                for key in sorted(keys)}
-    ids = tuple(a.id for s in selection.stories for a in s.articles if a.id is not None)
+    selections = {key: ranker.for_variant(ranked, config, key) for key in sorted(keys)}
+    variants = {key: render.render_variant(sel, config, variant=key, now=now)
+                for key, sel in selections.items()}
+    ids = tuple(sorted({a.id for sel in selections.values() for s in sel.stories
+                        for a in s.articles if a.id is not None}))
     return Digest(day=day, variants=variants, stories=selection.stories, article_ids=ids)
 
 
@@ -176,7 +178,7 @@ def run_once(config: Config, *, now: datetime | None = None, password: str | Non
         report = send_digest(config, store, digest, people, now=now, password=password,
                              on_progress=on_progress)
         return RunReport(day=digest.day, feeds=tuple(feeds), stories=len(digest.article_ids),
-                         send=report)
+                         variants=len(digest.variants), send=report)
     finally:
         store.close()
 

@@ -17,14 +17,15 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from digest.config import Config
 from digest.models import Article, Feed, Section, Selection, Story, Subscriber
 
 COVERAGE_BOOST = 0.25
-CLUSTER_JACCARD = 0.4
+PAIR_THRESHOLD = 0.3  # a pair this similar may join; measured on the demo feeds
+LINK_THRESHOLD = 0.22  # average similarity two clusters need to merge
 CLUSTER_WINDOW = timedelta(hours=36)
 MAX_POSTING = 40  # a word in more articles than this is too common to block on
 
@@ -67,20 +68,23 @@ def article_topics(a: Article, feed_topics: dict[str, tuple[str, ...]], config: 
 
 
 def cluster(articles: Sequence[Article]) -> list[list[Article]]:
-    """Group articles about the same event (union-find over blocked candidate pairs)."""
+    """Group articles about the same event.
+
+    Similarity is the IDF-weighted overlap of headline + first-sentence words
+    (rare shared words such as names and figures count most). Candidate pairs
+    come from an inverted index, never all pairs. Clusters merge best pair
+    first, and only while the average similarity across the two clusters stays
+    high, so one loose link cannot chain two events together.
+    """
     bags = [words(a.title + " " + _first_sentence(a.summary)) for a in articles]
     index: dict[str, list[int]] = defaultdict(list)
     for i, bag in enumerate(bags):
         for w in bag:
             index[w].append(i)
-    parent = list(range(len(articles)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    n = len(articles)
+    idf = {w: math.log((n + 1) / (len(ids) + 0.5)) for w, ids in index.items()}
+    mass = [sum(idf[w] for w in bag) or 1.0 for bag in bags]
+    sims: dict[tuple[int, int], float] = {}
     for i, bag in enumerate(bags):
         candidates = {j for w in bag if len(index[w]) <= MAX_POSTING for j in index[w] if j > i}
         for j in candidates:
@@ -88,13 +92,23 @@ def cluster(articles: Sequence[Article]) -> list[list[Article]]:
                 continue
             if _numbers_clash(articles[i].title, articles[j].title):
                 continue
-            union = len(bag | bags[j])
-            if union and len(bag & bags[j]) / union >= CLUSTER_JACCARD:
-                parent[find(j)] = find(i)
-    groups: dict[int, list[Article]] = defaultdict(list)
-    for i, a in enumerate(articles):
-        groups[find(i)].append(a)
-    return list(groups.values())
+            shared = sum(idf[w] for w in bag & bags[j])
+            sims[(i, j)] = shared / min(mass[i], mass[j])
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    owner = list(range(n))
+    for (i, j), sim in sorted(sims.items(), key=lambda kv: -kv[1]):
+        if sim < PAIR_THRESHOLD:
+            break
+        a, b = owner[i], owner[j]
+        if a == b:
+            continue
+        cross = [sims.get((min(x, y), max(x, y)), 0.0) for x in members[a] for y in members[b]]
+        if sum(cross) / len(cross) < LINK_THRESHOLD:
+            continue
+        for x in members[b]:
+            owner[x] = a
+        members[a] += members.pop(b)
+    return [[articles[i] for i in sorted(group)] for group in members.values()]
 
 
 def _numbers_clash(a: str, b: str) -> bool:
@@ -148,10 +162,25 @@ def rank(articles: Iterable[Article], config: Config, *, now: datetime, day: dat
         topics = set().union(*(article_topics(a, feed_topics, config) for a in group))
         stories.append(score_story(group, feeds, topics, config, now))
     stories.sort(key=lambda s: (-s.score, s.lead.title))
-    return Ranked(tuple(stories), Selection(day=day, sections=_sections(stories, config)))
+    return Ranked(tuple(stories), select(stories, config, day))
 
 
-def _sections(stories: Sequence[Story], config: Config) -> tuple[Section, ...]:
+def select(stories: Sequence[Story], config: Config, day: date,
+           variant: str = "all") -> Selection:
+    """Fill sections from the best stories for one variant ('all' or 'topic+topic').
+
+    Each variant is selected on its own, so a reader who chose science gets a
+    full Science section even on a day the general edition fills up elsewhere.
+    """
+    return Selection(day=day, sections=_sections(stories, config, _variant_topics(variant)))
+
+
+def _variant_topics(variant: str) -> set[str] | None:
+    return None if variant == "all" else set(variant.split("+"))
+
+
+def _sections(stories: Sequence[Story], config: Config,
+              wanted: set[str] | None) -> tuple[Section, ...]:
     sel = config.selection
     per_source: dict[str, int] = defaultdict(int)
     used: set[int] = set()
@@ -159,10 +188,12 @@ def _sections(stories: Sequence[Story], config: Config) -> tuple[Section, ...]:
     plan: list[tuple[str, tuple[str, ...], int, str | None]] = [
         (s.title, s.topics, s.max_stories, s.topics[0] if len(s.topics) == 1 else None)
         for s in sel.sections
+        if wanted is None or not s.topics or set(s.topics) & wanted
     ]
     if sel.topic_sections:
-        for name, topic in config.topics.items():
-            plan.append((topic.title or name.capitalize(), (name,), 3, name))
+        for name, spec in config.topics.items():
+            if wanted is None or name in wanted:
+                plan.append((spec.title or name.capitalize(), (name,), 3, name))
     out: list[Section] = []
     for title, topics, limit, topic in plan:
         chosen: list[Story] = []
@@ -191,10 +222,8 @@ def variant_key(subscriber: Subscriber) -> str:
     return "+".join(sorted(set(subscriber.topics))) or "all"
 
 
-def for_variant(selection: Selection, variant: str) -> Selection:
-    """The selection as one variant sees it: general sections, plus its topics' sections."""
+def for_variant(ranked: Ranked, config: Config, variant: str) -> Selection:
+    """The selection one variant gets: general sections plus its own topics' sections."""
     if variant == "all":
-        return selection
-    topics = set(variant.split("+"))
-    keep = tuple(s for s in selection.sections if s.topic is None or s.topic in topics)
-    return replace(selection, sections=keep)
+        return ranked.selection
+    return select(ranked.stories, config, ranked.selection.day, variant)

@@ -69,7 +69,8 @@ def run_now(config: Config) -> RunReport:
     if result.nothing_new:
         click.echo("nothing new since the last digest: no email sent")
         return result
-    click.echo(f"digest for {result.day.isoformat()}: {result.stories} articles")
+    click.echo(f"digest for {result.day.isoformat()}: {result.stories} articles "
+               f"in {result.variants} variants (compiled once each)")
     for email, reply in result.send.failures:
         click.echo(f"failed: {email}: {reply}", err=True)
     click.echo(report.send_summary(result.send))

@@ -139,7 +139,7 @@ class SmtpServer:
             kwargs |= {"authenticator": authenticator, "auth_require_tls": tls_context is not None,
                        "auth_required": True}
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     server_kwargs=kwargs)
+                                     **kwargs)
 
     @property
     def received(self) -> list[Received]:

@@ -118,11 +118,15 @@ def test_variants_follow_subscriber_topics(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     items = [art("Beta", "Minister opens summit", 1), art("Beta", "Chip shortage eases", 1),
              art("Gamma", "Minister resigns", 2), art("Gamma", "Software giant splits", 3)]
-    sel = rank.rank(items, cfg, now=NOW, day=DAY).selection
+    ranked = rank.rank(items, cfg, now=NOW, day=DAY)
+    sel = ranked.selection
     tech_only = Subscriber(email="t@example.org", topics=("tech",))
     key = rank.variant_key(tech_only)
     assert key == "tech"
     assert rank.variant_key(Subscriber(email="x@example.org")) == "all"
-    narrowed = rank.for_variant(sel, key)
+    narrowed = rank.for_variant(ranked, cfg, key)
     assert {s.topic for s in narrowed.sections} <= {None, "tech"}
-    assert any(s.topic == "world" for s in sel.sections)
+    assert any(s.topic == "tech" for s in narrowed.sections)
+    assert any("world" in s.topics for s in sel.stories)
+    assert not any("world" in s.topics and "tech" not in s.topics
+                   for sec in narrowed.sections if sec.topic == "tech" for s in sec.stories)
