@@ -78,7 +78,7 @@ class NewsletterConfig(_Section):
 
 class ScheduleConfig(_Section):
     time: str = "07:00"
-    """Local time of the daily send, HH:MM."""
+    """Local time of the daily send, HH:MM (or HH:MM:SS)."""
     timezone: str = "UTC"
     """IANA time zone of the schedule, e.g. Europe/Berlin."""
     days: tuple[str, ...] = DAYS
@@ -89,10 +89,14 @@ class ScheduleConfig(_Section):
     @field_validator("time")
     @classmethod
     def _time(cls, v: str) -> str:
-        if not re.fullmatch(r"\d{1,2}:\d{2}", v):
+        if not re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", v):
             raise ValueError(f"not a time of day {v!r}; write HH:MM, e.g. '07:00'")
-        dtime.fromisoformat(v.zfill(5))
-        return v.zfill(5)
+        v = v.zfill(len(v) + (1 if v.index(":") == 1 else 0))
+        try:
+            dtime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"not a time of day {v!r}; write HH:MM, e.g. '07:00'") from None
+        return v
 
     @field_validator("timezone")
     @classmethod
@@ -113,7 +117,11 @@ class ScheduleConfig(_Section):
 
     @property
     def minute(self) -> int:
-        return int(self.time[3:])
+        return int(self.time[3:5])
+
+    @property
+    def second(self) -> int:
+        return int(self.time[6:8] or 0)
 
 
 class FeedConfig(_Section):
@@ -129,7 +137,7 @@ class FeedConfig(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if "://" in v:
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", v):  # has a scheme (not a C: drive)
             parts = urlsplit(v)
             if parts.scheme == "file":
                 return v
@@ -286,7 +294,7 @@ class Config:
 
     def _feed(self, f: FeedConfig) -> Feed:
         url = f.url
-        if "://" not in url:
+        if not re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", url):
             url = self.resolve(url).resolve().as_uri()
         name = f.name or _default_name(f.url)
         return Feed(url=url, name=name, weight=f.weight, topics=f.topics)
@@ -390,6 +398,6 @@ def _message(err: Any) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "missing":
         return "required key is missing"
-    if ("input" in err and err["type"].endswith("_type")) or err["type"].endswith("_parsing"):
+    if "input" in err and err["type"].endswith(("_type", "_parsing", "literal_error")):
         return f"{msg}, got {err['input']!r}"
     return msg

@@ -3,6 +3,7 @@ at the configured local time."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from datetime import datetime
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 def trigger(config: Config) -> CronTrigger:
     sched = config.schedule
     return CronTrigger(day_of_week=",".join(sched.days), hour=sched.hour, minute=sched.minute,
-                       timezone=config.tz)
+                       second=sched.second, timezone=config.tz)
 
 
 def next_run(config: Config, after: datetime) -> datetime | None:
@@ -57,8 +58,6 @@ def run_daemon(config: Config) -> None:
     nxt = next_run(config, datetime.now(config.tz))
     click.echo(f"digest daemon: next run {nxt.isoformat() if nxt else 'never'} "
                f"({config.schedule.timezone}); Ctrl-C to stop")
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
     click.echo("digest daemon stopped")
