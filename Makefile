@@ -26,8 +26,9 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check digest tests bench
 	$(BIN)/mypy
 
+# Each benchmark prints its figures and a ratio against a baseline run in the same process.
 bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench
+	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
