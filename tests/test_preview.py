@@ -1,94 +1,34 @@
-"""The browser preview, end to end: the real app under uvicorn on 127.0.0.1, a real
-headless Chromium driving it, and a real SQLite file filled from the bundled feeds."""
+"""The preview app over HTTP: the real app under uvicorn on 127.0.0.1, a real SQLite
+file filled from the bundled feeds, real file edits picked up by the watcher, and
+the `digest preview` / `digest send --test` commands. (The browser side is in
+test_preview_browser.py.)"""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import logging
-import shutil
+import os
+import signal
 import socket
-import threading
-import time
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
 
 from digest import config as configuration
 from digest.cli import cli
 from digest.config import Config
 from digest.errors import DigestError
-from digest.preview import create_app, fingerprint, serve
+from digest.preview import dark_html, fingerprint, serve
 from digest.store import Store
-from tests.peers import free_port
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
-
-REPO = Path(__file__).parents[1]
-ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless in a container: no sandbox (no user namespaces), no GPU, /dev/shm is
-# small, and nothing should phone home during a test.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run",
-]  # fmt: skip
-MASTHEAD = "The Daily Selection"
-
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
-
-
-# -- helpers ------------------------------------------------------------------
-
-def make_site(root: Path) -> Path:
-    """A private copy of the demo install; its database lands under root/var/."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name in ("feeds", "templates", "subscribers"):
-        shutil.copytree(REPO / name, root / name)
-    shutil.copy(REPO / "config.toml", root / "config.toml")
-    return root / "config.toml"
-
-
-class Running:
-    """create_app(config) under uvicorn in a thread, on a free loopback port."""
-
-    def __init__(self, config: Config) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(
-            create_app(config), host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        deadline = time.monotonic() + 30  # startup collects the demo feeds first
-        while True:
-            if self.server.started:
-                try:
-                    httpx.get(self.url("/changes"), timeout=5).raise_for_status()
-                    return self
-                except httpx.TransportError:
-                    pass
-            if not self.thread.is_alive():
-                raise RuntimeError("preview server exited during startup")
-            if time.monotonic() > deadline:
-                raise TimeoutError("preview server did not answer within 30 s")
-            time.sleep(0.02)
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+from tests.peers import SmtpServer, free_port
+from tests.preview_site import MASTHEAD, REPO, Running, events, make_site, today
 
 
 @pytest.fixture(scope="module")
@@ -102,95 +42,7 @@ def preview(site: Config) -> Iterator[Running]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                      args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    yield page
-    page.close()
-
-
-def story_urls(config: Config) -> set[str]:
-    store = Store.open(config.db_path)
-    try:
-        return {a.url for a in store.articles_since(None)}
-    finally:
-        store.close()
-
-
-# -- the page in a browser ------------------------------------------------------
-
-@pytest.mark.browser
-@needs_chromium
-def test_page_shows_email_widths_and_text(preview: Running, site: Config, page: Page) -> None:
-    from playwright.sync_api import expect
-
-    response = page.goto(preview.url())
-    assert response is not None and response.status == 200
-    expect(page.locator("header h1")).to_contain_text(MASTHEAD)
-    expect(page.locator("#subject")).not_to_have_text("—")
-    expect(page.locator("#size")).to_contain_text("102 KB")
-
-    frame = page.frame_locator("#email")
-    expect(frame.get_by_text(MASTHEAD).first).to_be_visible()
-    iframe = page.locator("#email")
-    box = iframe.bounding_box()
-    assert box is not None and round(box["width"]) == 600
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "preview-desktop.png"))
-
-    page.click("#width-mobile")
-    expect(page.locator("#width-mobile")).to_have_attribute("aria-pressed", "true")
-    box = iframe.bounding_box()
-    assert box is not None and round(box["width"]) == 375
-    expect(frame.get_by_text(MASTHEAD).first).to_be_visible()
-    page.screenshot(path=str(ARTIFACTS / "preview-mobile.png"))
-
-    text = page.locator("#text")
-    expect(text).to_be_hidden()
-    page.click("#tab-text")
-    expect(text).to_be_visible()
-    expect(iframe).to_be_hidden()
-    shown = text.inner_text()
-    assert any(url in shown for url in story_urls(site)), shown[:500]
-
-    page.click("#tab-html")
-    expect(iframe).to_be_visible()
-    expect(text).to_be_hidden()
-
-
-@pytest.mark.browser
-@needs_chromium
-def test_choosing_a_subscriber_reloads_their_copy(preview: Running, page: Page) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(preview.url())
-    options = page.locator("#subscriber option")
-    values = [options.nth(i).get_attribute("value") for i in range(options.count())]
-    # Active only: paused and unsubscribed people get no digest, so no preview entry.
-    assert values == ["ada@example.org", "grace@example.com", "kenji@example.net"]
-
-    page.select_option("#subscriber", "grace@example.com")
-    page.wait_for_url("**/?subscriber=grace%40example.com")
-    expect(page.locator("#subscriber")).to_have_value("grace@example.com")
-    expect(page.locator("#email")).to_have_attribute(
-        "src", "/email.html?subscriber=grace@example.com")
-    expect(page.frame_locator("#email").get_by_text("Grace Hopper").first).to_be_visible()
-
-
-# -- the raw parts --------------------------------------------------------------
+# -- the parts ------------------------------------------------------------------------
 
 def test_email_parts(preview: Running) -> None:
     eml = httpx.get(preview.url("/email.eml"), params={"subscriber": "ada@example.org"})
@@ -210,31 +62,104 @@ def test_email_parts(preview: Running) -> None:
     assert "Ada Lovelace" in text.text  # personalised, not the placeholder token
 
 
-def test_bad_subscriber_parameter_is_a_400(preview: Running) -> None:
+def test_dark_part_turns_the_dark_rules_on(preview: Running) -> None:
+    light = httpx.get(preview.url("/email.html")).text
+    dark = httpx.get(preview.url("/email.html"), params={"dark": "1"}).text
+    assert "prefers-color-scheme: dark" in light or "prefers-color-scheme:dark" in light
+    assert "prefers-color-scheme" not in dark.replace("prefers-color-scheme: light", "")
+    assert "(min-width: 0px)" in dark
+    css = "@media screen and (prefers-color-scheme: dark) { a { color: #fff } }"
+    assert dark_html(css) == "@media screen and (min-width: 0px) { a { color: #fff } }"
+
+
+def test_page_has_checks_text_raw_and_pickers(preview: Running, site: Config) -> None:
+    r = httpx.get(preview.url("/"), params={"subscriber": "grace@example.com"})
+    assert r.status_code == 200
+    page = r.text
+    for key in ("size", "subject", "preheader", "alt", "images", "sections", "links"):
+        assert f'id="check-{key}"' in page, key
+    assert "of Gmail&#39;s 102 KB clip" in page
+    assert 'id="text"' in page and 'id="raw"' in page and 'id="source"' in page
+    assert "List-Unsubscribe" in page  # the raw headers
+    assert '<option value="grace@example.com" selected>' in page
+    assert f"Today, {today(site):%a %Y-%m-%d} (live)" in page
+    assert 'id="test-send"' in page
+
+
+def test_bad_parameters_are_400(preview: Running) -> None:
     r = httpx.get(preview.url("/"), params={"subscriber": "not an address"})
     assert r.status_code == 400
     assert 'id="error"' in r.text and "not a valid email address" in r.text
+    r = httpx.get(preview.url("/"), params={"day": "yesterday"})
+    assert r.status_code == 400 and "is not a date" in r.text
+    r = httpx.get(preview.url("/email.html"), params={"day": "2001-01-01"})
+    assert r.status_code == 400 and "no digest stored for 2001-01-01" in r.text
 
 
-# -- failures the page must survive ---------------------------------------------------
+def test_other_host_names_are_refused(preview: Running) -> None:
+    # A site visited in the browser must not read the preview via a rebound DNS name.
+    r = httpx.get(preview.url("/"), headers={"Host": "attacker.example"})
+    assert r.status_code == 400
 
-def test_broken_template_is_one_line_500_and_the_server_lives_on(tmp_path: Path) -> None:
+
+def test_send_test_needs_the_page_token(preview: Running) -> None:
+    r = httpx.post(preview.url("/send-test"), json={"to": "me@example.org"})
+    assert r.status_code == 403 and r.json()["ok"] is False
+    r = httpx.post(preview.url("/send-test"), json={"to": "not an address"},
+                   headers={"X-Preview-Token": preview.live.token})
+    assert r.status_code == 400 and "not a valid email address" in r.json()["error"]
+
+
+# -- live changes -------------------------------------------------------------------------
+
+def test_changes_are_pushed_and_rerendered(tmp_path: Path) -> None:
     config = configuration.load(make_site(tmp_path / "site"))
     template = config.templates_dir / "daily.mjml.j2"
     good = template.read_text("utf-8")
-    with Running(config) as running:
+    with Running(config) as running, httpx.Client() as client:
+        stream = events(client, running.url("/events"))
+        first = next(stream)  # sent on connect: the page compares it with its own
+        assert first == running.live.version
+
+        template.write_text(good.replace("{{ newsletter.name }}", "Edited Masthead"), "utf-8")
+        second = next(stream)
+        assert second != first
+        assert "Edited Masthead" in client.get(running.url("/email.html")).text
+
         template.write_text(good + "\n{% if %}\n", "utf-8")
-        r = httpx.get(running.url("/"))
+        assert next(stream) != second
+        r = client.get(running.url("/"))
         assert r.status_code == 500
-        assert 'id="error"' in r.text and "daily.mjml.j2" in r.text
-        assert "Traceback" not in r.text
-        part = httpx.get(running.url("/email.html"))
+        assert 'id="error"' in r.text and "Template error" in r.text
+        assert f"{template}:" in r.text and "Traceback" not in r.text
+        part = client.get(running.url("/email.html"))
         assert part.status_code == 500 and part.text.startswith("error: ")
-        assert "Traceback" not in part.text
 
         template.write_text(good, "utf-8")
-        r = httpx.get(running.url("/"))
+        next(stream)
+        r = client.get(running.url("/"))
         assert r.status_code == 200 and 'id="email"' in r.text
+
+        # config.toml is reloaded too; a broken one is shown, not fatal.
+        text = config.path.read_text("utf-8")
+        config.path.write_text(text.replace('name = "The Daily Selection"',
+                                            'name = "The Evening Selection"', 1), "utf-8")
+        next(stream)
+        assert "The Evening Selection" in client.get(running.url("/email.html")).text
+        config.path.write_text(text + "\n[selection]\nmax_stories = 'many'\n", "utf-8")
+        next(stream)
+        r = client.get(running.url("/"))
+        assert r.status_code == 500 and "config.toml does not load" in r.text
+        config.path.write_text(text, "utf-8")
+        next(stream)
+        assert client.get(running.url("/")).status_code == 200
+
+        # A subscriber edit shows in the picker.
+        folder = config.subscribers_dir
+        extra = folder / "zz-new.toml"
+        extra.write_text('[[subscriber]]\nemail = "lin@example.org"\nname = "Lin"\n', "utf-8")
+        next(stream)
+        assert 'value="lin@example.org"' in client.get(running.url("/")).text
 
 
 def test_nothing_to_show_says_so(tmp_path: Path) -> None:
@@ -250,7 +175,7 @@ def test_nothing_to_show_says_so(tmp_path: Path) -> None:
         assert httpx.get(running.url("/email.html")).status_code == 404
 
 
-def test_fingerprint_follows_template_edits(tmp_path: Path) -> None:
+def test_fingerprint_follows_edits(tmp_path: Path) -> None:
     config = configuration.load(make_site(tmp_path / "site"))
     store = Store.open(config.db_path)
     try:
@@ -258,12 +183,72 @@ def test_fingerprint_follows_template_edits(tmp_path: Path) -> None:
         assert fingerprint(config, store) == before
         template = config.templates_dir / "daily.txt.j2"
         template.write_text(template.read_text("utf-8") + "\n", "utf-8")
-        assert fingerprint(config, store) != before
+        after = fingerprint(config, store)
+        assert after != before
+        config.path.write_text(config.path.read_text("utf-8") + "\n", "utf-8")
+        assert fingerprint(config, store) != after
     finally:
         store.close()
 
 
-# -- the CLI path ---------------------------------------------------------------------
+# -- digest send --test -------------------------------------------------------------------
+
+def _invoke(args: list[str]) -> tuple[int, str]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        result = CliRunner().invoke(cli, args)
+    finally:
+        # The CLI installs its own log handler on the (captured, soon closed) stderr.
+        root.handlers[:], root.level = handlers, level
+    return result.exit_code, result.output
+
+
+def test_send_test_command_mails_one_test_and_no_journal(tmp_path: Path) -> None:
+    with SmtpServer() as smtp:
+        path = make_site(tmp_path / "site", smtp_port=smtp.port)
+        config = configuration.load(path)
+        code, out = _invoke(["--config", str(path), "collect", "--json"])
+        assert code == 0, out
+        code, out = _invoke(["--config", str(path), "send", "--test", "--to", "me@example.org",
+                             "--subscriber", "grace@example.com"])
+        assert code == 0, out
+        assert "sent a test" in out and "me@example.org" in out
+        assert len(smtp.received) == 1
+        got = smtp.received[0]
+        assert got.rcpt_tos == ["me@example.org"]
+        message = got.message
+        assert str(message["Subject"]).startswith("[TEST] ")
+        assert "me@example.org" in str(message["To"])
+        assert "Grace Hopper" in message.get_body(("plain",)).get_content()  # her copy
+        store = Store.open(config.db_path)
+        try:
+            assert store.deliveries(today(config)) == []  # no journal row
+            assert store.digest_days() == []  # and nothing frozen
+        finally:
+            store.close()
+
+        code, out = _invoke(["--config", str(path), "send", "--test", "--dry-run",
+                             "--to", "me@example.org"])
+        assert code == 0 and "dry run: would send a test" in out, out
+        assert len(smtp.received) == 1
+
+
+def test_send_test_needs_an_address(tmp_path: Path) -> None:
+    path = make_site(tmp_path / "site")
+    code, out = _invoke(["--config", str(path), "send", "--test"])
+    assert code == 1
+    assert "error: --test needs --to: the one address the test goes to" in out
+
+
+def test_send_test_to_a_dead_server_is_one_line(tmp_path: Path) -> None:
+    path = make_site(tmp_path / "site", smtp_port=free_port())
+    assert _invoke(["--config", str(path), "collect"])[0] == 0
+    code, out = _invoke(["--config", str(path), "send", "--test", "--to", "me@example.org"])
+    assert code == 1 and "connection refused" in out and "Traceback" not in out, out
+
+
+# -- the command ------------------------------------------------------------------------------
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:
@@ -283,14 +268,38 @@ def test_serve_on_a_taken_port_is_a_user_error(tmp_path: Path, taken_port: int) 
 
 def test_preview_command_on_a_taken_port(tmp_path: Path, taken_port: int) -> None:
     path = make_site(tmp_path / "site")
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    code, out = _invoke(["--config", str(path), "preview", "--port", str(taken_port),
+                         "--no-open"])
+    assert code == 1, out
+    assert f"error: cannot listen on 127.0.0.1:{taken_port}: address in use (pass --port)" in out
+
+
+def test_preview_command_prints_url_opens_browser_and_stops(tmp_path: Path) -> None:
+    path = make_site(tmp_path / "site")
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.py"
+    # webbrowser honours $BROWSER: a stand-in "browser" that notes the URL it was given.
+    browser.write_text(f"import sys, pathlib\npathlib.Path({str(opened)!r}).write_text("
+                       "sys.argv[1])\n", "utf-8")
+    port = free_port()
+    env = {**os.environ, "BROWSER": f"{sys.executable} {browser} %s", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(path), "preview", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     try:
-        result = CliRunner().invoke(
-            cli, ["--config", str(path), "preview", "--port", str(taken_port), "--no-open"])
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = f"http://127.0.0.1:{port}/"
+        assert line.strip() == f"previewing {MASTHEAD} at {url} (Ctrl-C to stop)"
+        with httpx.Client(timeout=60) as client:
+            assert client.get(url).status_code == 200  # waits in the backlog meanwhile
+            # An open event stream must not keep Ctrl-C from stopping the server.
+            stream = events(client, url + "events")
+            next(stream)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=20) == 0, proc.stderr.read() if proc.stderr else ""
+        assert opened.read_text("utf-8") == url
     finally:
-        # The CLI installs its own log handler on the (captured, soon closed) stderr.
-        root.handlers[:], root.level = handlers, level
-    assert result.exit_code == 1, result.output
-    assert (f"error: cannot listen on 127.0.0.1:{taken_port}: address in use (pass --port)"
-            in result.output)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
