@@ -1,26 +1,25 @@
-"""Read, validate and edit the subscriber files under subscribers/.
+"""Read and validate the subscriber files under subscribers/.
 
 Files are ``subscribers/*.toml``, each a list of ``[[subscriber]]`` tables that
-people edit by hand and keep in git. Reading is strict about each entry but
-never lets one bad entry stop the others; editing goes through tomlkit so
-comments and order survive, and writes are atomic.
+people edit by hand and keep in git. Reading is strict about each entry (one clear
+line per problem, naming file and line) but never lets one bad entry stop the
+others. Editing lives in :mod:`digest.subscribers_edit`, CSV and JSON in
+:mod:`digest.subscribers_csv`.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
-import os
 import re
-import tempfile
 import tomllib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import tomlkit
 from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import SubscriberError
@@ -28,16 +27,37 @@ from digest.models import MailFormat, Subscriber, SubscriberStatus
 
 log = logging.getLogger(__name__)
 
-KEYS = {"email", "name", "topics", "timezone", "format", "status", "added"}
+KEYS = ("email", "name", "topics", "timezone", "format", "status", "added")
 DEFAULT_FILE = "subscribers.toml"
+# When one address is on several lists the most restrictive status wins: an
+# unsubscribe written in one file must never be undone by another file.
+_RESTRICTIVE = {"active": 0, "paused": 1, "unsubscribed": 2}
+_HEADER = re.compile(r"\s*\[\[\s*subscriber\s*\]\]\s*(#.*)?$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One valid [[subscriber]] table as written, before lists are merged."""
+
+    subscriber: Subscriber
+    path: Path
+    line: int
+    added: date | None = None
 
 
 @dataclass(frozen=True)
 class Roster:
-    """Everyone in the subscriber files, de-duplicated, plus every problem found."""
+    """Everyone in the subscriber files, de-duplicated, plus every problem found.
+
+    ``problems`` are entries skipped (``digest subscribers check`` fails on them);
+    ``notes`` are worth knowing but harmless, such as one address on two lists.
+    """
 
     subscribers: tuple[Subscriber, ...]
     problems: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    entries: tuple[Entry, ...] = field(default_factory=tuple)
+    files: tuple[Path, ...] = field(default_factory=tuple)
 
     def active(self, suppressed: set[str] | None = None) -> tuple[Subscriber, ...]:
         blocked = suppressed or set()
@@ -48,12 +68,16 @@ class Roster:
         key = normalise_email(email)
         return next((s for s in self.subscribers if s.email == key), None)
 
+    def entries_of(self, email: str) -> tuple[Entry, ...]:
+        return tuple(e for e in self.entries if e.subscriber.email == email)
+
 
 def normalise_email(address: str) -> str:
     """Syntax check (no DNS) and normalise to lower case, IDN domains in Unicode form.
 
     Local parts are case-sensitive in theory and never in practice; lower-casing
-    them is what keeps "Ada@x" and "ada@x" from getting two digests.
+    them is what keeps "Ada@x" and "ada@x" from getting two digests. A punycode
+    domain (xn--...) and its Unicode spelling normalise to the same address.
     """
     try:
         info = validate_email(address.strip(), check_deliverability=False)
@@ -62,163 +86,192 @@ def normalise_email(address: str) -> str:
     return f"{info.local_part}@{info.domain}".lower()
 
 
+def check_timezone(tz: str) -> str:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SubscriberError(f"unknown time zone {tz!r}; "
+                              "use an IANA name such as 'Europe/Berlin'") from None
+    return tz
+
+
+def check_mailable(address: str, roster: Roster,
+                   suppression: tuple[str, datetime] | None) -> None:
+    """Raise unless ``address`` may be mailed: suppression and unsubscribes always win."""
+    if suppression is not None:
+        reason, when = suppression
+        raise SubscriberError(f"{address} unsubscribed on {when:%Y-%m-%d} ({reason}); not sending",
+                              hint=f"only 'digest subscribers resubscribe {address}', "
+                                   "with their consent, lifts that")
+    person = roster.find(address)
+    if person is not None and person.status == "unsubscribed":
+        raise SubscriberError(f"{address} is unsubscribed ({person.source}); not sending")
+
+
+# -- loading ------------------------------------------------------------------
+
 def load(folder: Path, topics: Sequence[str] = ()) -> Roster:
     """Read every subscribers/*.toml; bad entries become problems, not exceptions."""
     if not folder.is_dir():
         raise SubscriberError(f"{folder}: subscribers folder not found",
                               hint="create it or set paths.subscribers in config.toml")
-    seen: dict[str, Subscriber] = {}
+    files = tuple(sorted(folder.glob("*.toml")))
+    merged: dict[str, Subscriber] = {}
+    first_seen: dict[str, Entry] = {}
+    entries: list[Entry] = []
     problems: list[str] = []
-    for path in sorted(folder.glob("*.toml")):
-        for sub_or_problem in _read_file(path, set(topics)):
-            if isinstance(sub_or_problem, str):
-                problems.append(sub_or_problem)
+    notes: list[str] = []
+    for path in files:
+        for item in _read_file(path, set(topics)):
+            if isinstance(item, str):
+                problems.append(item)
                 continue
-            first = seen.get(sub_or_problem.email)
+            email = item.subscriber.email
+            first = first_seen.get(email)
             if first is None:
-                seen[sub_or_problem.email] = sub_or_problem
-            elif first.source.split(":")[0] == sub_or_problem.source.split(":")[0]:
-                problems.append(f"{sub_or_problem.source}: duplicate of {first.source} "
-                                f"({sub_or_problem.email}); remove one")
-            # On two different lists: one digest, the first entry wins. Not a problem.
-    return Roster(tuple(seen.values()), tuple(problems))
+                first_seen[email] = item
+                merged[email] = item.subscriber
+                entries.append(item)
+            elif first.path == item.path:
+                problems.append(f"{item.subscriber.source}: duplicate of {first.subscriber.source}"
+                                f" ({email}); remove one")
+            else:
+                entries.append(item)
+                merged[email] = _merge(merged[email], item.subscriber)
+                notes.append(_two_lists_note(first.subscriber, item.subscriber, merged[email]))
+    return Roster(tuple(merged.values()), tuple(problems), tuple(notes), tuple(entries), files)
 
 
-def _read_file(path: Path, topics: set[str]) -> list[Subscriber | str]:
-    text = path.read_text(encoding="utf-8-sig")
+def _merge(first: Subscriber, again: Subscriber) -> Subscriber:
+    status: SubscriberStatus = max(first.status, again.status, key=lambda s: _RESTRICTIVE[s])
+    # An empty topic list means "all sections": all of one list covers the other.
+    if first.topics and again.topics:
+        topics = tuple(dict.fromkeys(first.topics + again.topics))
+    else:
+        topics = ()
+    return replace(first, status=status, topics=topics)
+
+
+def _two_lists_note(first: Subscriber, again: Subscriber, merged: Subscriber) -> str:
+    note = (f"{again.source}: {again.email} is also on {first.source}; "
+            f"one digest goes out")
+    if first.status != again.status:
+        note += f" (status {merged.status}: the stricter of {first.status} and {again.status})"
+    return note
+
+
+def _read_file(path: Path, topics: set[str]) -> list[Entry | str]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return [f"{path}: not UTF-8 (byte {e.start}); save it as UTF-8"]
+    except OSError as e:
+        return [f"{path}: cannot read: {e.strerror}"]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         return [f"{path}: not valid TOML: {e}"]
+    out: list[Entry | str] = [f"{path}: {key}: unknown top-level key (only [[subscriber]] "
+                              "tables belong here)" for key in data if key != "subscriber"]
     entries = data.get("subscriber", [])
-    if not isinstance(entries, list):
-        return [f"{path}: 'subscriber' must be a list of [[subscriber]] tables"]
-    lines = _table_lines(text)
-    out: list[Subscriber | str] = []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return [*out, f"{path}: 'subscriber' must be a list of [[subscriber]] tables"]
+    lines = header_lines(text)
     for i, entry in enumerate(entries):
-        where = f"{path}:{lines[i] if i < len(lines) else '?'}"
+        line = lines[i] if i < len(lines) and len(lines) == len(entries) else 0
+        where = f"{path}:{line or '?'}"
         try:
-            out.append(_subscriber(entry, where, topics))
+            sub, added = validate_entry(entry, where, topics)
         except SubscriberError as e:
-            out.append(str(e))
+            out.append(e.message)
+            continue
+        out.append(Entry(sub, path, line, added))
     return out
 
 
-def _table_lines(text: str) -> list[int]:
-    return [n for n, line in enumerate(text.splitlines(), 1)
-            if re.match(r"\s*\[\[\s*subscriber\s*\]\]", line)]
+def header_lines(text: str) -> list[int]:
+    """1-based line numbers of the [[subscriber]] headers, in order."""
+    return [n for n, line in enumerate(text.splitlines(), 1) if _HEADER.match(line)]
 
 
-def _subscriber(entry: dict[str, Any], where: str, topics: set[str]) -> Subscriber:
-    unknown = set(entry) - KEYS
-    if unknown:
-        log.warning("%s: unknown key %s (ignored; check the spelling)", where, sorted(unknown)[0])
+def validate_entry(entry: Mapping[str, Any], where: str,
+                   topics: set[str]) -> tuple[Subscriber, date | None]:
+    """One table (or CSV row) -> Subscriber; raise SubscriberError naming the first problem."""
+    for key in entry:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(KEYS)}"
+            raise SubscriberError(f"{where}: {key}: unknown key; {hint}")
     if "email" not in entry:
         raise SubscriberError(f"{where}: email: required key is missing")
+    raw_email = entry["email"]
+    if not isinstance(raw_email, str):
+        raise SubscriberError(f"{where}: email: must be a string")
     try:
-        email = normalise_email(str(entry["email"]))
+        email = normalise_email(raw_email)
     except SubscriberError as e:
         raise SubscriberError(f"{where}: email: {e.message}") from None
+    name = entry.get("name", "")
+    if not isinstance(name, str):
+        raise SubscriberError(f"{where}: name: must be a string")
     tz = entry.get("timezone") or None
     if tz is not None:
         try:
-            ZoneInfo(str(tz))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SubscriberError(f"{where}: timezone: unknown time zone {tz!r}; "
-                                  "use an IANA name such as 'Europe/Berlin'") from None
+            check_timezone(str(tz))
+        except SubscriberError as e:
+            raise SubscriberError(f"{where}: timezone: {e.message}") from None
     fmt = entry.get("format", "html")
     if fmt not in get_args(MailFormat):
         raise SubscriberError(f"{where}: format: {fmt!r} is not html or text")
     status = entry.get("status", "active")
     if status not in get_args(SubscriberStatus):
         raise SubscriberError(f"{where}: status: {status!r} is not active, paused or unsubscribed")
-    sub_topics = entry.get("topics", [])
-    if not isinstance(sub_topics, list) or not all(isinstance(t, str) for t in sub_topics):
+    sub_topics = _topics(entry.get("topics", []), where, topics)
+    added = _added(entry.get("added"), where)
+    return Subscriber(email=email, name=name, topics=sub_topics, timezone=tz, format=fmt,
+                      status=status, source=where), added
+
+
+def _topics(value: Any, where: str, known: set[str]) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise SubscriberError(f"{where}: topics: must be a list of strings")
-    bad = [t for t in sub_topics if topics and t not in topics]
+    bad = [t for t in value if known and t not in known]
     if bad:
         raise SubscriberError(f"{where}: topics: unknown topic {bad[0]!r}; "
-                              f"known: {', '.join(sorted(topics))}")
-    return Subscriber(email=email, name=str(entry.get("name", "")), topics=tuple(sub_topics),
-                      timezone=tz, format=fmt, status=status, source=where)
+                              f"known: {', '.join(sorted(known))}")
+    return tuple(value)
 
 
-# -- editing -----------------------------------------------------------------
+def _added(value: Any, where: str) -> date | None:
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise SubscriberError(f"{where}: added: {value!r} is not a date; write 2026-01-31")
+
+
+# -- editing (kept here so `subscribers.add` and friends stay where callers found them) --
 
 def add(folder: Path, email: str, *, name: str = "", topics: Sequence[str] = (),
         timezone: str | None = None, list_name: str | None = None,
-        today: date | None = None) -> Path:
+        today: date | None = None, format: MailFormat = "html") -> Path:
     """Append a subscriber to a list file (created if needed); refuse duplicates."""
-    address = normalise_email(email)
-    roster = load(folder) if folder.is_dir() else Roster(())
-    existing = roster.find(address)
-    if existing is not None:
-        raise SubscriberError(f"{address} is already subscribed ({existing.source})",
-                              hint="use 'digest subscribers resume' to reactivate")
-    if timezone:
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SubscriberError(f"unknown time zone {timezone!r}") from None
-    path = folder / (f"{list_name}.toml" if list_name else DEFAULT_FILE)
-    doc = _read_doc(path)
-    table = tomlkit.table()
-    table["email"] = address
-    if name:
-        table["name"] = name
-    table["topics"] = list(topics)
-    if timezone:
-        table["timezone"] = timezone
-    table["status"] = "active"
-    table["added"] = (today or date.today()).isoformat()
-    aot = doc.get("subscriber")
-    if aot is None:
-        aot = tomlkit.aot()
-        doc["subscriber"] = aot
-    aot.append(table)
-    _write_atomic(path, doc)
-    return path
+    from digest.subscribers_edit import add as add_entry
+
+    return add_entry(folder, email, name=name, topics=topics, timezone=timezone,
+                                list_name=list_name, today=today, format=format)
 
 
 def set_status(folder: Path, email: str, status: SubscriberStatus | None) -> Path:
-    """Change a subscriber's status in place; ``None`` removes the entry."""
-    address = normalise_email(email)
-    for path in sorted(folder.glob("*.toml")):
-        doc = _read_doc(path)
-        aot = doc.get("subscriber") or []
-        for i, table in enumerate(aot):
-            try:
-                match = normalise_email(str(table.get("email", ""))) == address
-            except SubscriberError:
-                continue
-            if not match:
-                continue
-            if status is None:
-                del aot[i]
-            else:
-                table["status"] = status
-            _write_atomic(path, doc)
-            return path
-    raise SubscriberError(f"{address} is not in any file under {folder}")
+    """Change a subscriber's status in every file; ``None`` removes the entries.
 
+    Returns the first file changed; raises SubscriberError if the address is in none.
+    """
+    from digest.subscribers_edit import set_status as set_all
 
-def _read_doc(path: Path) -> tomlkit.TOMLDocument:
-    if not path.exists():
-        return tomlkit.document()
-    try:
-        return tomlkit.parse(path.read_text(encoding="utf-8-sig"))
-    except tomlkit.exceptions.ParseError as e:
-        raise SubscriberError(f"{path}: not valid TOML: {e}") from None
-
-
-def _write_atomic(path: Path, doc: tomlkit.TOMLDocument) -> None:
-    """Temp file in the same folder + rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(tomlkit.dumps(doc))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return set_all(folder, email, status)[0]
