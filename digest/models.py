@@ -55,9 +55,10 @@ class FeedResult:
     items: int = 0
     new: int = 0
     error: str | None = None
+    moved_to: str | None = None  # the feed answered with a permanent redirect to here
 
     def as_json(self) -> dict[str, object]:
-        return {
+        row: dict[str, object] = {
             "feed": self.feed,
             "url": self.url,
             "status": self.status,
@@ -65,6 +66,9 @@ class FeedResult:
             "new": self.new,
             "error": self.error,
         }
+        if self.moved_to:  # only when there is news: the six fields above are the contract
+            row["moved_to"] = self.moved_to
+        return row
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ class Rendered:
     mjml: str
     html: str
     text: str
+    dropped: tuple[str, ...] = ()  # titles left out to stay under Gmail's clipping limit
 
 
 @dataclass(frozen=True)

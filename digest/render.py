@@ -8,23 +8,38 @@ subscriber's copy is then :func:`personalise`, a handful of ``str.replace`` call
 from __future__ import annotations
 
 import html as htmllib
+import logging
+import math
 import re
 import textwrap
-import traceback
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import jinja2
-from mjml import mjml2html
+from markupsafe import Markup
 
 from digest.config import Config
-from digest.errors import TemplateError
 from digest.models import Article, Personal, Rendered, Section, Selection, Story
+from digest.qp import encoded_size
+from digest.strings import STRINGS, format_date
+from digest.templating import MJML_TAGS, check_mjml_tags, compile_mjml, render_jinja
+from digest.theme import palette
+
+log = logging.getLogger(__name__)
+
+# Re-exported: callers and user-facing docs know them as digest.render.*
+__all__ = ["MJML_TAGS", "STRINGS", "check_mjml_tags", "format_date", "render_variant"]
+
+# Gmail hides everything past ~102 KB of a message's HTML part behind "[Message
+# clipped]" (the footer with its unsubscribe link first). The budget is the encoded
+# part with room for the longest personal values (address, unsubscribe URL).
+GMAIL_CLIP = 102_000
+PERSONAL_HEADROOM = 2_000
 
 # Tokens stand in for personal data in a rendered variant. Letters, digits and
 # underscores only: Jinja autoescape, MJML, URL contexts and quoted-printable all
@@ -38,82 +53,9 @@ PLACEHOLDERS: dict[str, str] = {
 }
 _TOKEN_MARK = "__dgst_"
 
-# Every element mjml-python (MRML) understands. It copies an unknown <mj-*> tag
-# straight into the HTML instead of failing, so render checks against this list.
-MJML_TAGS: frozenset[str] = frozenset(
-    {
-        "mjml", "mj-head", "mj-body", "mj-include",
-        "mj-attributes", "mj-all", "mj-class", "mj-breakpoint", "mj-font",
-        "mj-preview", "mj-raw", "mj-style", "mj-title",
-        "mj-accordion", "mj-accordion-element", "mj-accordion-title", "mj-accordion-text",
-        "mj-button", "mj-carousel", "mj-carousel-image", "mj-column", "mj-divider",
-        "mj-group", "mj-hero", "mj-image", "mj-navbar", "mj-navbar-link", "mj-section",
-        "mj-social", "mj-social-element", "mj-spacer", "mj-table", "mj-text", "mj-wrapper",
-    }
-)  # fmt: skip
-_MJ_TAG = re.compile(r"</?(mj(?:ml|-[a-z0-9-]+))\b", re.IGNORECASE)
-
-# Fixed strings of the shipped template, per newsletter.language.
-STRINGS: dict[str, dict[str, str]] = {
-    "en": {
-        "hello": "Hello {name},",
-        "reader": "there",
-        "intro": "Here is today's selection.",
-        "lead": "Today's lead",
-        "also": "also reported by",
-        "read": "Read",
-        "empty": "No new stories today.",
-        "why": "You receive this email because {email} subscribed to {newsletter}.",
-        "unsubscribe": "Unsubscribe",
-        "view": "View in your browser",
-        "image": "Image",
-    },
-    "de": {
-        "hello": "Hallo {name},",
-        "reader": "zusammen",
-        "intro": "Hier ist die Auswahl des Tages.",
-        "lead": "Das Wichtigste heute",
-        "also": "auch berichtet von",
-        "read": "Lesen",
-        "empty": "Heute gibt es keine neuen Meldungen.",
-        "why": "Sie erhalten diese E-Mail, weil {email} {newsletter} abonniert hat.",
-        "unsubscribe": "Abbestellen",
-        "view": "Im Browser ansehen",
-        "image": "Bild",
-    },
-}
-
-# Two languages do not justify Babel; a table is exact and has no data files.
-_DATES: dict[str, dict[str, Any]] = {
-    "en": {
-        "days": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-        "months": ("January", "February", "March", "April", "May", "June", "July",
-                   "August", "September", "October", "November", "December"),
-        "long": "{weekday}, {day} {month} {year}",
-        "short": "{day} {mon} {year}",
-    },
-    "de": {
-        "days": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag",
-                 "Sonntag"),
-        "months": ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August",
-                   "September", "Oktober", "November", "Dezember"),
-        "long": "{weekday}, {day}. {month} {year}",
-        "short": "{day}. {mon} {year}",
-    },
-}  # fmt: skip
-
 SUBJECT_MAX = 90
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEXT_WIDTH = 78
-
-
-def format_date(day: date, language: str, style: str = "long") -> str:
-    """'Friday, 27 November 2026' / 'Freitag, 27. November 2026' ('short': '27 Nov 2026')."""
-    names = _DATES[language]
-    month = names["months"][day.month - 1]
-    mon = month if len(month) <= 4 else (month[:3] + ("." if language == "de" else ""))
-    return str(names[style]).format(
-        weekday=names["days"][day.weekday()], day=day.day, month=month, mon=mon, year=day.year
-    )
 
 
 def one_line(s: str) -> str:
@@ -229,7 +171,11 @@ def _underline(text: str, char: str = "-") -> str:
 @lru_cache(maxsize=8)
 def _environment(templates_dir: str) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
+        # The user's folder first; the shipped templates behind it, so a folder holding
+        # only `{% extends "daily.mjml.j2" %}` children (or an older copy without
+        # the partials) still finds what it builds on.
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(templates_dir),
+                                    jinja2.FileSystemLoader(str(SHIPPED_TEMPLATES))]),
         # The text part must not be HTML-escaped; everything else is.
         autoescape=lambda name: name is None or not name.endswith(".txt.j2"),
         undefined=jinja2.StrictUndefined,
@@ -243,80 +189,14 @@ def _environment(templates_dir: str) -> jinja2.Environment:
     return env
 
 
-def _template_error(e: Exception, templates_dir: Path, file_name: str) -> TemplateError:
-    """A TemplateError naming file:line, for a syntax error or a failure while rendering."""
-    where = file_name
-    if isinstance(e, jinja2.TemplateSyntaxError):
-        where = f"{e.filename or e.name or file_name}:{e.lineno}"
-    else:
-        # Jinja rewrites tracebacks so template frames carry the template's file and line.
-        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.endswith(".j2")]
-        if frames:
-            where = f"{frames[-1].filename}:{frames[-1].lineno}"
-    if isinstance(e, jinja2.UndefinedError):
-        hint = "check the variable's spelling; available: newsletter, day, date, lead, " \
-               "sections, selection, personal, t, subject, preheader"
-    elif isinstance(e, jinja2.TemplateSyntaxError):
-        hint = "fix the Jinja syntax there ({% %} and {{ }} must be balanced and closed)"
-    else:
-        hint = "fix the template; `digest preview` shows the result"
-    if not where.startswith("/") and not where.startswith(str(templates_dir)):
-        where = str(templates_dir / where)
-    return TemplateError(f"{where}: {type(e).__name__}: {e}", hint=hint)
-
-
-def _render_jinja(env: jinja2.Environment, templates_dir: Path, name: str, ctx: Mapping[str, Any]
-                  ) -> str:
-    try:
-        return env.get_template(name).render(ctx)
-    except jinja2.TemplateNotFound as e:
-        raise TemplateError(
-            f"{templates_dir / str(e.name)}: template not found",
-            hint="set paths.templates / paths.template in config.toml, or create the file",
-        ) from None
-    except jinja2.TemplateError as e:
-        raise _template_error(e, templates_dir, name) from None
-    except Exception as e:  # a filter or global failing on odd input is a template problem too
-        raise _template_error(e, templates_dir, name) from e
-
-
-def _locate(tag: str, templates_dir: Path, fallback: str, output: str, pos: int) -> str:
-    """file:line of the first use of ``tag`` in the template sources (or in the output)."""
-    pattern = re.compile(rf"<{re.escape(tag)}\b", re.IGNORECASE)
-    for path in sorted(templates_dir.glob("*.j2")):
-        for no, line in enumerate(path.read_text("utf-8", "replace").splitlines(), 1):
-            if pattern.search(line):
-                return f"{path}:{no}"
-    return f"{fallback} (rendered output, line {output.count(chr(10), 0, pos) + 1})"
-
-
-def check_mjml_tags(mjml_src: str, templates_dir: Path, file_name: str) -> None:
-    for m in _MJ_TAG.finditer(mjml_src):
-        tag = m.group(1).lower()
-        if tag not in MJML_TAGS:
-            where = _locate(tag, templates_dir, str(templates_dir / file_name), mjml_src,
-                            m.start())
-            raise TemplateError(
-                f"{where}: unknown MJML tag <{tag}>",
-                hint="MJML would copy it into the email unchanged; see https://documentation.mjml.io"
-                     " for the tags, e.g. mj-text, mj-section, mj-column, mj-image",
-            )
-
-
-def _compile(mjml_src: str, templates_dir: Path, file_name: str) -> str:
-    check_mjml_tags(mjml_src, templates_dir, file_name)
-    try:
-        out = mjml2html(mjml_src, disable_comments=True, fonts={})
-    except Exception as e:  # mjml-python raises plain ValueError/RuntimeError
-        raise TemplateError(
-            f"{templates_dir / file_name}: MJML does not compile: {e}",
-            hint="check the MJML structure (mj-section > mj-column > content) and that "
-                 "mj-preview holds plain text only",
-        ) from None
-    return str(out)
-
-
 # --- public API ----------------------------------------------------------------
+
+
+def _manage_url(config: Config, subject: str) -> str:
+    """mailto: the editors (Reply-To, else From) about one's subscription."""
+    nl = config.newsletter
+    to = parseaddr(nl.reply_to or nl.from_address)[1]
+    return f"mailto:{to}?subject={quote(subject)}"
 
 
 def _context(selection: Selection, config: Config, variant: str, now: datetime
@@ -326,8 +206,18 @@ def _context(selection: Selection, config: Config, variant: str, now: datetime
     t = STRINGS[lang]
     day_long = format_date(selection.day, lang)
     lead = selection.lead
+    sections = body_sections(selection)
+    theme = config.model.theme
+    colors = palette(theme)
     return {
         "newsletter": nl,
+        "theme": theme,
+        "colors": colors,
+        "c": colors["light"],
+        "d": colors["dark"],
+        # Validated in config (letters, digits, quotes, commas): safe unescaped, and
+        # MJML would mangle an escaped &#39; inside an attribute.
+        "fonts": {"body": Markup(theme.font_stack), "heading": Markup(theme.heading_font_stack)},
         "language": lang,
         "day": selection.day,
         "date": day_long,
@@ -336,26 +226,27 @@ def _context(selection: Selection, config: Config, variant: str, now: datetime
         "variant": variant,
         "selection": selection,
         "lead": lead,
-        "sections": body_sections(selection),
+        "sections": sections,
+        "story_count": len(selection.stories),
         # Tokens, never real data: the variant is shared by every subscriber.
         "personal": dict(PLACEHOLDERS),
+        "manage_url": _manage_url(config, t["manage_subject"]),
         "t": t,
         "subject": make_subject(nl.name, format_date(selection.day, lang, "short"), lead),
         "preheader": make_preheader(selection),
     }
 
 
-def render_variant(selection: Selection, config: Config, *, variant: str, now: datetime
-                   ) -> Rendered:
-    """Render one digest variant: MJML -> HTML once, plus the text part, with tokens."""
+def _render_once(selection: Selection, config: Config, variant: str, now: datetime
+                 ) -> Rendered:
     templates_dir = config.templates_dir
     env = _environment(str(templates_dir))
     name = config.model.paths.template
-    ctx = _context(clean_selection(selection), config, variant, now)
+    ctx = _context(selection, config, variant, now)
     mjml_name, text_name = f"{name}.mjml.j2", f"{name}.txt.j2"
-    mjml_src = _render_jinja(env, templates_dir, mjml_name, ctx)
-    html = _compile(mjml_src, templates_dir, mjml_name)
-    text = _render_jinja(env, templates_dir, text_name, ctx)
+    mjml_src = render_jinja(env, templates_dir, mjml_name, ctx)
+    html = compile_mjml(mjml_src, templates_dir, mjml_name)
+    text = render_jinja(env, templates_dir, text_name, ctx)
     return Rendered(
         variant=variant,
         subject=ctx["subject"],
@@ -364,6 +255,59 @@ def render_variant(selection: Selection, config: Config, *, variant: str, now: d
         html=html,
         text=_tidy_text(text),
     )
+
+
+def html_part_size(html: str) -> int:
+    """Bytes of the HTML part as sent (quoted-printable), plus room for personal values."""
+    return encoded_size(html) + PERSONAL_HEADROOM
+
+
+def without(selection: Selection, drop: set[int]) -> Selection:
+    """The selection minus the stories whose id() is in ``drop`` (empty sections go)."""
+    sections = []
+    for sec in selection.sections:
+        kept = tuple(s for s in sec.stories if id(s) not in drop)
+        if kept:
+            sections.append(replace(sec, stories=kept))
+    return replace(selection, sections=tuple(sections))
+
+
+def _lowest_ranked(selection: Selection, n: int) -> list[Story]:
+    """The ``n`` lowest-scored stories, never the lead; later position breaks a tie."""
+    ranked = list(enumerate(selection.stories))[1:]
+    ranked.sort(key=lambda p: (p[1].score, -p[0]))
+    return [s for _, s in ranked[:n]]
+
+
+def render_variant(selection: Selection, config: Config, *, variant: str, now: datetime,
+                   limit: int = GMAIL_CLIP) -> Rendered:
+    """Render one digest variant: MJML -> HTML once, plus the text part, with tokens.
+
+    If the HTML part would pass Gmail's clipping limit, the lowest-ranked stories are
+    dropped (and logged) until it fits; ``Rendered.dropped`` names them.
+    """
+    selection = clean_selection(selection)
+    dropped: list[Story] = []
+    while True:
+        rendered = _render_once(selection, config, variant, now)
+        size = html_part_size(rendered.html)
+        n = len(selection.stories)
+        if size < limit or n <= 1:
+            break
+        # Estimate from the average story's share, then re-render to check: usually
+        # one or two rounds rather than one per story.
+        excess = math.ceil((size - limit + 1) / (size / (n + 1)))
+        victims = _lowest_ranked(selection, max(1, min(excess, n - 1)))
+        dropped += victims
+        selection = without(selection, {id(s) for s in victims})
+    if dropped:
+        titles = tuple(one_line(s.lead.title) for s in dropped)
+        log.warning("variant %s: dropped %d lowest-ranked stor%s to keep the HTML part "
+                    "under Gmail's %d KB clipping limit (%d KB now): %s", variant,
+                    len(titles), "y" if len(titles) == 1 else "ies", limit // 1000,
+                    size // 1000, "; ".join(titles))
+        rendered = replace(rendered, dropped=titles)
+    return rendered
 
 
 def _tidy_text(text: str) -> str:

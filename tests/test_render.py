@@ -280,7 +280,7 @@ def test_mjml_compile_error_names_the_file(tmp_path: Path, cfg: Config) -> None:
 
 
 def test_missing_template(tmp_path: Path, cfg: Config) -> None:
-    bad = cfg.with_overrides(paths={"templates": str(tmp_path)})
+    bad = cfg.with_overrides(paths={"templates": str(tmp_path), "template": "nope"})
     with pytest.raises(TemplateError, match="template not found"):
         check_templates(bad)
 
