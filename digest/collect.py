@@ -1,51 +1,43 @@
 """Fetch every configured feed concurrently, parse, sanitize and store the articles.
 
-Polite by default: conditional GET with the validators of the last good fetch, a
-User-Agent that names us, a timeout and a size cap per feed, bounded redirects and
-bounded concurrency. A broken feed becomes a ``FeedResult`` with one clear line of
-error; it never stops the run.
+Polite by default (see ``digest.fetch``): conditional GET, a User-Agent that names
+us, global and per-host limits, timeouts, a size cap, bounded redirects. A broken
+feed becomes a ``FeedResult`` with one clear line of error; it never stops the run.
+Each feed's health (last success, last error, consecutive failures, moved, dead,
+Retry-After) is kept in the store and honoured on the next run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
+import functools
 import logging
-import socket
-import ssl
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 import httpx
 
-from digest import __version__
 from digest.errors import FeedError
 from digest.feedparse import parse_feed
+from digest.fetch import USER_AGENT, Fetched, Fetcher, FetchError, Limits, size_text
 from digest.models import Feed, FeedResult
-from digest.store import Store
+from digest.parsepool import ParsePool
+from digest.store import FeedState, Store
+
+if TYPE_CHECKING:
+    from digest.config import Config
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-USER_AGENT = f"digest/{__version__} (+https://github.com/digest)"
-MAX_REDIRECTS = 5
-_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
-           "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5")
-
-__all__ = ["USER_AGENT", "collect", "collect_sync", "parse_feed"]
-
-
-@dataclass(frozen=True)
-class _Fetched:
-    body: bytes | None  # None: the server said 304 Not Modified
-    url: str  # where the body really came from, after redirects
-    etag: str | None = None
-    last_modified: str | None = None
+__all__ = ["USER_AGENT", "collect", "collect_for", "collect_sync", "parse_feed"]
 
 
 @dataclass(frozen=True)
@@ -53,44 +45,60 @@ class _Run:
     """What every feed's task shares during one collect."""
 
     store: Store
-    client: httpx.AsyncClient
-    semaphore: asyncio.Semaphore
+    fetcher: Fetcher
+    states: dict[str, FeedState]
     now: datetime
-    timeout: float
     max_bytes: int
+    # Every store call goes through this one thread: SQLite sees one writer at a
+    # time, and a commit never blocks the event loop that fetches the other feeds.
+    writer: ThreadPoolExecutor
+    parser: ParsePool
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.writer, functools.partial(fn, *args, **kwargs))
 
 
 async def collect(feeds: Sequence[Feed], store: Store, *, now: datetime | None = None,
                   client: httpx.AsyncClient | None = None,
                   on_result: Callable[[FeedResult], None] | None = None,
-                  concurrency: int = 8, timeout: float = 20.0,
-                  max_bytes: int = 10 * 2**20) -> list[FeedResult]:
+                  concurrency: int = 16, per_host: int = 2, timeout: float = 60.0,
+                  connect_timeout: float = 10.0, read_timeout: float = 20.0,
+                  max_bytes: int = 10 * 2**20,
+                  parse_workers: int | None = None) -> list[FeedResult]:
     """Fetch, parse and store ``feeds``; return one FeedResult per feed, in order.
 
     ``on_result`` is called as each feed finishes (in completion order). ``timeout``
-    bounds one feed's whole fetch; ``max_bytes`` caps its (decompressed) body.
+    bounds one feed's whole fetch; ``connect_timeout`` and ``read_timeout`` each
+    network step; ``max_bytes`` caps a body after decompression. ``parse_workers``
+    processes parse big documents (default: one per core; 0 parses in threads).
     """
     now = now or datetime.now(UTC)
     started = time.perf_counter()
-    own_client = client is None
-    if client is None:
-        client = httpx.AsyncClient(follow_redirects=True, max_redirects=MAX_REDIRECTS,
-                                   timeout=httpx.Timeout(timeout))
-    run = _Run(store, client, asyncio.Semaphore(max(1, concurrency)), now, timeout, max_bytes)
-
-    async def one(feed: Feed) -> FeedResult:
-        result = await _collect_one(feed, run)
-        if on_result is not None:
-            on_result(result)
-        return result
-
+    limits = Limits(concurrency=concurrency, per_host=per_host,
+                    connect_timeout=min(connect_timeout, timeout),
+                    read_timeout=min(read_timeout, timeout), total_timeout=timeout,
+                    max_bytes=max_bytes)
+    # One query for every feed's state, instead of one per feed.
+    states = {s.url: s for s in store.feed_states()}
+    parser = ParsePool(parse_workers)
     try:
-        results = await asyncio.gather(*(one(f) for f in feeds))
+        with ThreadPoolExecutor(1, thread_name_prefix="digest-store") as writer:
+            async with Fetcher(limits, client) as fetcher:
+                run = _Run(store, fetcher, states, now, max_bytes, writer, parser)
+                results = await asyncio.gather(*(_one(f, run, on_result) for f in feeds))
     finally:
-        if own_client:
-            await client.aclose()
+        parser.close()
     _log_summary(results, time.perf_counter() - started)
     return list(results)
+
+
+async def _one(feed: Feed, run: _Run,
+               on_result: Callable[[FeedResult], None] | None) -> FeedResult:
+    result = await _collect_one(feed, run)
+    if on_result is not None:
+        on_result(result)
+    return result
 
 
 def collect_sync(feeds: Sequence[Feed], store: Store, **kwargs: Any) -> list[FeedResult]:
@@ -98,30 +106,75 @@ def collect_sync(feeds: Sequence[Feed], store: Store, **kwargs: Any) -> list[Fee
     return asyncio.run(collect(feeds, store, **kwargs))
 
 
+def collect_for(config: Config, store: Store, *, now: datetime,
+                on_result: Callable[[FeedResult], None] | None = None) -> list[FeedResult]:
+    """`digest collect` as configured: the feeds, the [collect] limits, then the prune
+    of articles older than ``storage.keep_days``."""
+    c = config.model.collect
+    results = collect_sync(config.feeds, store, now=now, on_result=on_result,
+                           concurrency=c.concurrency, per_host=c.per_host, timeout=c.timeout,
+                           connect_timeout=c.connect_timeout, read_timeout=c.read_timeout,
+                           max_bytes=int(c.max_mb * 2**20), parse_workers=c.parse_workers)
+    keep = config.model.storage.keep_days
+    if keep:
+        pruned = store.prune_articles(now - timedelta(days=keep), now=now)
+        if pruned:
+            log.info("pruned %d articles older than %d days", pruned, keep)
+    return results
+
+
 async def _collect_one(feed: Feed, run: _Run) -> FeedResult:
-    # Store calls stay on the loop thread: SQLite then sees one writer at a time,
-    # and each call is a few milliseconds.
-    state = run.store.feed_state(feed.url)
+    state = run.states.get(feed.url) or FeedState(url=feed.url)
+    skip = _skip_reason(state, run.now)
+    if skip is not None:
+        log.info("%s: %s", feed.name, skip)
+        return FeedResult(feed=feed.name, url=feed.url, status="error", error=skip,
+                          moved_to=state.moved_to)
+    url = state.moved_to or feed.url
     try:
-        async with run.semaphore:
-            fetched = await _fetch(feed.url, run, etag=state.etag,
-                                   last_modified=state.last_modified)
+        fetched = await _fetch(url, run, state)
+        moved_to = fetched.moved_to or state.moved_to
+        if fetched.moved_to:
+            log.warning("%s: moved permanently to %s (update config.toml)", feed.name,
+                        fetched.moved_to)
         if fetched.body is None:
-            run.store.record_feed(feed.url, feed.name, "not_modified", now=run.now)
-            log.debug("%s: not modified", feed.name)
-            return FeedResult(feed=feed.name, url=feed.url, status="not_modified")
-        # feedparser is pure Python and slow on big feeds; keep the loop free meanwhile.
-        articles = await asyncio.to_thread(parse_feed, fetched.body, feed, now=run.now,
-                                           base_url=fetched.url)
+            await run.db(run.store.record_feed, feed.url, feed.name, "not_modified",
+                         now=run.now, moved_to=fetched.moved_to)
+            return FeedResult(feed=feed.name, url=feed.url, status="not_modified",
+                              moved_to=moved_to)
+        # A feed seen before is mostly items we have: those are counted, not reworked.
+        known = await run.db(run.store.known_guids, feed.url) \
+            if state.last_success is not None else set()
+        # Parsing is CPU work (lxml, nh3): off the loop, so fetches go on meanwhile.
+        items, articles = await run.parser.parse(
+            fetched.body, feed, now=run.now, known=known, base_url=fetched.url,
+            content_type=fetched.content_type)
     except FeedError as e:
-        run.store.record_feed(feed.url, feed.name, "error", error=e.message, now=run.now)
+        gone = isinstance(e, FetchError) and e.gone
+        wait = e.retry_after if isinstance(e, FetchError) else None
+        await run.db(run.store.record_feed, feed.url, feed.name, "error", error=e.message,
+                     now=run.now, dead=gone, retry_after=wait)
         log.warning("%s: %s", feed.name, e.message)
-        return FeedResult(feed=feed.name, url=feed.url, status="error", error=e.message)
-    new = run.store.add_articles(articles, run.now)
-    run.store.record_feed(feed.url, feed.name, "ok", etag=fetched.etag,
-                          last_modified=fetched.last_modified, now=run.now)
-    log.debug("%s: %d items, %d new", feed.name, len(articles), new)
-    return FeedResult(feed=feed.name, url=feed.url, status="ok", items=len(articles), new=new)
+        return FeedResult(feed=feed.name, url=feed.url, status="error", error=e.message,
+                          moved_to=state.moved_to)
+    new = await run.db(run.store.add_articles, articles, run.now)
+    await run.db(run.store.record_feed, feed.url, feed.name, "ok", etag=fetched.etag,
+                 last_modified=fetched.last_modified, now=run.now,
+                 moved_to=fetched.moved_to, items=items)
+    log.debug("%s: %d items, %d new", feed.name, items, new)
+    return FeedResult(feed=feed.name, url=feed.url, status="ok", items=items, new=new,
+                      moved_to=moved_to)
+
+
+def _skip_reason(state: FeedState, now: datetime) -> str | None:
+    """Why this feed is not fetched this time: gone for good, or asked to wait."""
+    if state.dead_since is not None:
+        return (f"gone since {state.dead_since:%Y-%m-%d} (HTTP 410), not fetched; remove it "
+                f"from config.toml, or `digest feeds --revive {state.url}` to try again")
+    if state.retry_after is not None and state.retry_after > now:
+        return (f"the server asked us to wait until {state.retry_after:%Y-%m-%d %H:%M} UTC "
+                f"(Retry-After); skipped")
+    return None
 
 
 def _log_summary(results: Sequence[FeedResult], seconds: float) -> None:
@@ -133,64 +186,23 @@ def _log_summary(results: Sequence[FeedResult], seconds: float) -> None:
 
 # -- fetching ----------------------------------------------------------------
 
-async def _fetch(url: str, run: _Run, *, etag: str | None,
-                 last_modified: str | None) -> _Fetched:
+async def _fetch(url: str, run: _Run, state: FeedState) -> Fetched:
     scheme = urlsplit(url).scheme.lower()
     if scheme == "file":
         return await _read_file(url, run.max_bytes)
     if scheme not in ("http", "https"):
         raise FeedError(f"unsupported URL scheme {scheme!r} (use http, https or a file path)")
-    try:
-        # httpx's timeout is per network operation; this bounds the whole fetch, so a
-        # server dripping one byte at a time cannot hold the run up.
-        async with asyncio.timeout(run.timeout):
-            return await _get(url, run, etag=etag, last_modified=last_modified)
-    except (TimeoutError, httpx.TimeoutException):
-        raise FeedError(f"timed out after {run.timeout:g} s") from None
-    except httpx.TooManyRedirects:
-        raise FeedError(f"too many redirects (more than {MAX_REDIRECTS})") from None
-    except httpx.HTTPError as e:
-        raise FeedError(_network_error(e)) from None
+    return await run.fetcher.get(url, etag=state.etag, last_modified=state.last_modified)
 
 
-async def _get(url: str, run: _Run, *, etag: str | None, last_modified: str | None) -> _Fetched:
-    headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT}
-    if etag:
-        headers["If-None-Match"] = etag
-    if last_modified:
-        headers["If-Modified-Since"] = last_modified
-    async with run.client.stream("GET", url, headers=headers, follow_redirects=True) as resp:
-        final = str(resp.url)
-        if resp.status_code == 304:
-            return _Fetched(None, final)
-        if not resp.is_success:
-            reason = resp.reason_phrase or ""
-            raise FeedError(f"HTTP {resp.status_code} {reason}".strip())
-        too_big = f"response larger than {_size(run.max_bytes)}"
-        declared = resp.headers.get("Content-Length", "")
-        # Only trust it when not compressed: the cap is on the decoded body.
-        if declared.isdigit() and int(declared) > run.max_bytes and \
-                not resp.headers.get("Content-Encoding"):
-            raise FeedError(too_big)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.aiter_bytes():
-            size += len(chunk)
-            if size > run.max_bytes:  # checked while streaming: a gzip bomb stops here too
-                raise FeedError(too_big)
-            chunks.append(chunk)
-        return _Fetched(b"".join(chunks), final, resp.headers.get("ETag"),
-                        resp.headers.get("Last-Modified"))
-
-
-async def _read_file(url: str, max_bytes: int) -> _Fetched:
+async def _read_file(url: str, max_bytes: int) -> Fetched:
     parts = urlsplit(url)
     host = parts.netloc if parts.netloc not in ("", "localhost") else ""
     path = Path(url2pathname(unquote(f"//{host}{parts.path}" if host else parts.path)))
 
     def read() -> bytes:
         if path.stat().st_size > max_bytes:
-            raise FeedError(f"file larger than {_size(max_bytes)}: {path}")
+            raise FeedError(f"file larger than {size_text(max_bytes)}: {path}")
         return path.read_bytes()
 
     try:
@@ -201,38 +213,4 @@ async def _read_file(url: str, max_bytes: int) -> _Fetched:
         raise FeedError(f"not a file but a folder: {path}") from None
     except OSError as e:
         raise FeedError(f"cannot read {path}: {e.strerror or e}") from None
-    return _Fetched(body, url)
-
-
-def _network_error(e: httpx.HTTPError) -> str:
-    """One line for a transport failure, from the OS error under httpx's wrappers."""
-    cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == \
-                errno.ECONNREFUSED:
-            return "connection refused"
-        if isinstance(cause, socket.gaierror):
-            return "host not found"
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"TLS certificate not trusted ({cause.verify_message})"
-        if isinstance(cause, ssl.SSLError):
-            return f"TLS error ({cause.reason or cause})"
-        cause = cause.__cause__ or cause.__context__
-    text = str(e).strip()
-    if isinstance(e, httpx.ConnectError):
-        return "connection refused" if "refused" in text.lower() else f"could not connect ({text})"
-    if isinstance(e, httpx.RemoteProtocolError):
-        return f"the server broke the connection ({text or 'protocol error'})"
-    if isinstance(e, httpx.DecodingError):
-        return f"could not decode the response ({text})"
-    if isinstance(e, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return f"invalid URL ({text})"
-    return f"network error ({text or type(e).__name__})"
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("MB", 2**20), ("KB", 2**10)):
-        if n >= scale:
-            value = n / scale
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
-    return f"{n} bytes"
+    return Fetched(body, url)

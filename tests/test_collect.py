@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -12,12 +14,11 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from digest import __version__, config
-from digest.collect import collect, collect_sync, parse_feed
-from digest.feedparse import canonical_url, shorten
-from digest.models import Feed, FeedResult
+from digest import __version__, config, report
+from digest.collect import collect, collect_for, collect_sync
+from digest.models import Article, Feed, FeedResult
 from digest.store import Store
-from tests.conftest import CORPUS, REPO
+from tests.conftest import REPO
 from tests.peers import FeedServer, Route, free_port
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
@@ -136,13 +137,113 @@ async def test_conditional_get_gives_not_modified(feed_server: FeedServer, store
     assert (state.etag, state.last_modified, state.last_status) == (etag, modified, "not_modified")
 
 
-async def test_redirects_are_followed_within_bounds(feed_server: FeedServer, store: Store) -> None:
-    feed_server.routes["/moved"] = route(301, b"", Location="/byte-street.xml")
-    feed_server.routes["/loop"] = route(302, b"", Location="/loop")
-    results = await collect([Feed(feed_server.url("moved"), "Moved"),
-                             Feed(feed_server.url("loop"), "Loop")], store, now=NOW)
-    assert (results[0].status, results[0].items) == ("ok", 10)
-    assert (results[1].status, results[1].error) == ("error", "too many redirects (more than 5)")
+async def test_permanent_redirect_updates_the_stored_url(feed_server: FeedServer,
+                                                         store: Store) -> None:
+    feed_server.routes["/moved"] = route(301, b"", Location="/via-308")
+    feed_server.routes["/via-308"] = route(308, b"", Location="/byte-street.xml")
+    feed_server.routes["/temporary"] = route(302, b"", Location="/civic-wire.rdf")
+    feeds = [Feed(feed_server.url("moved"), "Moved"), Feed(feed_server.url("temporary"), "Temp")]
+    first = await collect(feeds, store, now=NOW)
+    new_home = feed_server.url("byte-street.xml")
+    assert (first[0].status, first[0].items, first[0].moved_to) == ("ok", 10, new_home)
+    assert (first[1].status, first[1].items, first[1].moved_to) == ("ok", 9, None)
+    assert store.feed_state(feeds[0].url).moved_to == new_home
+    assert "Moved -> " + new_home in report.collect_summary(first)  # and says so
+
+    feed_server.requests.clear()
+    second = await collect(feeds, store, now=NOW)
+    paths = [p for p, _ in feed_server.requests]
+    assert "/moved" not in paths and "/byte-street.xml" in paths  # straight to the new URL
+    assert "/temporary" in paths  # a temporary redirect changes nothing
+    assert (second[0].status, second[0].new, second[0].moved_to) == ("ok", 0, new_home)
+
+
+async def test_concurrency_is_bounded_globally_and_per_host(feed_server: FeedServer,
+                                                            store: Store) -> None:
+    lock = threading.Lock()
+    now_in, peak = [0], [0]
+    body = (REPO / "feeds" / "civic-wire.rdf").read_bytes()
+
+    def slow(_: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        with lock:
+            now_in[0] += 1
+            peak[0] = max(peak[0], now_in[0])
+        threading.Event().wait(0.1)  # hold the slot so overlaps can happen
+        with lock:
+            now_in[0] -= 1
+        return 200, {}, body
+
+    for i in range(6):
+        feed_server.routes[f"/f{i}"] = slow
+    feeds = [Feed(feed_server.url(f"f{i}"), f"F{i}") for i in range(6)]
+    results = await collect(feeds, store, now=NOW, per_host=2)
+    assert [r.status for r in results] == ["ok"] * 6
+    assert peak[0] == 2
+    now_in[0] = peak[0] = 0
+    await collect(feeds, store, now=NOW, concurrency=1, per_host=4)
+    assert peak[0] == 1
+
+
+# -- feed health ------------------------------------------------------------------------
+
+async def test_gone_feed_is_marked_dead_and_skipped(feed_server: FeedServer,
+                                                    store: Store) -> None:
+    feed_server.routes["/gone"] = route(410, b"gone")
+    feed = Feed(feed_server.url("gone"), "Gone")
+    (first,) = await collect([feed], store, now=NOW)
+    assert (first.status, first.error) == ("error", "HTTP 410 Gone: the feed was removed")
+    assert store.feed_state(feed.url).dead_since == NOW
+
+    feed_server.requests.clear()
+    (second,) = await collect([feed], store, now=NOW)
+    assert feed_server.requests == []  # not asked again
+    assert second.status == "error" and second.error is not None
+    assert second.error.startswith("gone since 2026-11-27 (HTTP 410), not fetched")
+    assert store.feed_state(feed.url).failures == 1  # a skip is not another failure
+
+    assert store.forget_feed_state(feed.url)
+    feed_server.routes["/gone"] = route(200, (REPO / "feeds" / "civic-wire.rdf").read_bytes())
+    (third,) = await collect([feed], store, now=NOW)
+    assert (third.status, third.items) == ("ok", 9)
+    state = store.feed_state(feed.url)
+    assert (state.dead_since, state.failures, state.last_success) == (None, 0, NOW)
+
+
+@pytest.mark.parametrize(("status", "header"), [
+    (429, "120"), (503, "Fri, 27 Nov 2026 19:00:00 GMT")])
+async def test_retry_after_is_honoured(feed_server: FeedServer, store: Store, status: int,
+                                       header: str) -> None:
+    feed_server.routes["/busy"] = route(status, b"busy", Retry_After=header)
+    feed = Feed(feed_server.url("busy"), "Busy")
+    (first,) = await collect([feed], store, now=NOW)
+    assert first.status == "error" and first.error is not None
+    assert first.error.startswith(f"HTTP {status} ")
+    state = store.feed_state(feed.url)
+    assert state.retry_after is not None and state.retry_after > NOW
+
+    feed_server.requests.clear()
+    (second,) = await collect([feed], store, now=NOW)
+    assert feed_server.requests == [] and second.error is not None
+    assert "asked us to wait until" in second.error
+    later = state.retry_after.replace(hour=23)
+    (third,) = await collect([feed], store, now=later)
+    assert len(feed_server.requests) == 1 and third.status == "error"
+    assert store.feed_state(feed.url).failures == 2
+
+
+async def test_failures_count_until_a_success(feed_server: FeedServer, store: Store) -> None:
+    feed_server.routes["/flaky"] = route(500, b"")
+    feed = Feed(feed_server.url("flaky"), "Flaky")
+    for _ in range(3):
+        await collect([feed], store, now=NOW)
+    state = store.feed_state(feed.url)
+    assert (state.failures, state.last_error, state.last_success) == (
+        3, "HTTP 500 Internal Server Error", None)
+    feed_server.routes["/flaky"] = route(200, (REPO / "feeds" / "civic-wire.rdf").read_bytes())
+    await collect([feed], store, now=NOW)
+    state = store.feed_state(feed.url)
+    assert (state.failures, state.last_success, state.last_items) == (0, NOW, 9)
+    assert state.last_error == "HTTP 500 Internal Server Error"  # kept, for the record
 
 
 # -- broken feeds ------------------------------------------------------------------
@@ -157,14 +258,12 @@ async def test_broken_feeds_are_reported_and_skipped(feed_server: FeedServer,
                                                      store: Store) -> None:
     feed_server.routes["/index.html"] = route(200, HTML_PAGE, Content_Type="text/html")
     feed_server.routes["/garbage"] = route(200, bytes(range(256)) * 8)
-    feed_server.routes["/gone"] = route(410, b"gone")
     feeds = [
         Feed(feed_server.url("missing.xml"), "Missing"),
         Feed(feed_server.url("index.html"), "Homepage"),
         Feed(feed_server.url("garbage"), "Garbage"),
         Feed(f"http://127.0.0.1:{free_port()}/feed.xml", "Nobody home"),
         Feed(feed_server.url("byte-street.xml"), "Byte Street"),
-        Feed(feed_server.url("gone"), "Gone"),
         Feed("file:///nonexistent/feed.xml", "No file"),
     ]
     results = await collect(feeds, store, now=NOW)
@@ -176,7 +275,6 @@ async def test_broken_feeds_are_reported_and_skipped(feed_server: FeedServer,
                     f"{feed_server.url('harbour-herald.xml')})",
         "Garbage": errors["Garbage"],
         "Nobody home": "connection refused",
-        "Gone": "HTTP 410 Gone",
         "No file": "file not found: /nonexistent/feed.xml",
     }
     assert errors["Garbage"].startswith("not a feed: could not parse XML (")
@@ -217,128 +315,130 @@ async def test_a_server_that_never_answers_times_out(feed_server: FeedServer,
     assert (results[0].status, results[0].error) == ("error", "timed out after 0.3 s")
 
 
-# -- parsing details -----------------------------------------------------------------
-
-def test_parse_feed_normalises_entries() -> None:
-    body = b"""<?xml version="1.0" encoding="utf-8"?>
-<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel>
-<title>T</title><link>https://site.example/</link>
-<item><title>R&amp;amp;D   spending
-  <![CDATA[rises]]></title><link>/a/1?utm_source=x&amp;id=7#comments</link>
-  <description>&lt;p&gt;Hello &lt;img src="/i.png" width="1" height="1"&gt;
-    &lt;img src="/big.jpg"&gt;&lt;/p&gt;</description></item>
-<item><description>No title and no link: skipped.</description></item>
-<item><title>No link</title><guid isPermaLink="false">x-1</guid>
-  <pubDate>Thu, 26 Nov 2026 23:30:00 -0500</pubDate></item>
-<item><title>Comment</title><link>https://site.example/p#c-1</link><guid>https://site.example/?p=1#c-1</guid></item>
-<item><title>Comment</title><link>https://site.example/p#c-2</link><guid>https://site.example/?p=1#c-2</guid></item>
-<item><title>Status</title><pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate></item>
-<item><title>Status</title><pubDate>Thu, 26 Nov 2026 10:00:00 GMT</pubDate></item>
-</channel></rss>"""
-    feed = Feed("https://site.example/rss", "Site")
-    a, b, c1, c2, s1, s2 = parse_feed(body, feed, now=NOW, base_url="https://site.example/rss")
-    assert a.title == "R&D spending rises"
-    assert a.url == "https://site.example/a/1?id=7"
-    assert a.guid == "https://site.example/a/1?utm_source=x&id=7#comments"
-    assert a.image == "https://site.example/big.jpg"  # the 1x1 pixel is not an image
-    assert a.published == NOW  # no date: first seen
-    assert b.published == datetime(2026, 11, 27, 4, 30, tzinfo=UTC)
-    assert b.url == "https://site.example/#item-x-1" and b.guid == "x-1"
-    # Anchors that are the items themselves keep their fragment.
-    assert (c1.url, c2.url) == ("https://site.example/p#c-1", "https://site.example/p#c-2")
-    assert s1.guid != s2.guid and s1.url != s2.url  # same title, different days
 
 
-def test_parse_feed_reads_json_feed() -> None:
-    body = b"""{"version": "https://jsonfeed.org/version/1.1", "title": "J",
-      "home_page_url": "https://j.example/", "items": [
-        {"id": "1", "url": "https://j.example/1?fbclid=abc", "title": "First",
-         "content_html": "<p onclick='x()'>Hi <script>bad()</script>there</p>",
-         "date_published": "2026-11-27T10:00:00+01:00", "tags": ["a", "b"],
-         "authors": [{"name": "Ann"}], "image": "https://img.j.example/1.jpg"}]}"""
-    (a,) = parse_feed(body, Feed("https://j.example/feed.json", "J"), now=NOW)
-    assert (a.url, a.title, a.summary) == ("https://j.example/1", "First", "Hi there")
-    assert a.content_html == "<p>Hi there</p>"
-    assert a.published == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-    assert (a.author, a.categories, a.image) == ("Ann", ("a", "b"), "https://img.j.example/1.jpg")
+# -- pruning, the CLI ---------------------------------------------------------------------
+
+async def test_old_articles_are_pruned_and_never_come_back(feed_server: FeedServer,
+                                                           store: Store) -> None:
+    feed = Feed(feed_server.url("civic-wire.rdf"), "Civic Wire")
+    await collect([feed], store, now=NOW)
+    assert store.count_articles() == 9
+    assert store.prune_articles(NOW) == 0  # first seen now: not old yet
+    later = NOW.replace(year=2027)
+    assert store.prune_articles(later, now=later) == 9
+    assert store.count_articles() == 0
+    # The feed still carries them; they are not news again.
+    (again,) = await collect([feed], store, now=later)
+    assert (again.status, again.items, again.new) == ("ok", 9, 0)
+    assert store.count_articles() == 0
 
 
-@pytest.mark.parametrize(("url", "expected"), [
-    ("https://A.example/x?utm_source=rss&utm_medium=feed", "https://a.example/x"),
-    ("https://a.example/x?id=3&fbclid=1&gclid=2&mc_cid=3&mc_eid=4", "https://a.example/x?id=3"),
-    ("https://a.example/x#section-2", "https://a.example/x"),
-    ("https://a.example/app#!/story/9", "https://a.example/app#!/story/9"),
-    ("https://a.example", "https://a.example/"),
-])
-def test_canonical_url(url: str, expected: str) -> None:
-    assert canonical_url(url) == expected
+def _project(tmp_path: Path, feed_server: FeedServer, keep_days: int = 30) -> Path:
+    feeds = "".join(f'[[feeds]]\nurl = "{feed_server.url(f)}"\nname = "{n}"\n\n'
+                    for f, (n, _) in DEMO.items())
+    feeds += f'[[feeds]]\nurl = "{feed_server.url("gone.xml")}"\nname = "Gone"\n\n'
+    path = tmp_path / "config.toml"
+    path.write_text(f'[storage]\npath = "digest.db"\nkeep_days = {keep_days}\n\n'
+                    f'[collect]\nper_host = 4\ntimeout = 30\nmax_mb = 5\n\n{feeds}')
+    return path
 
 
-def test_shorten_cuts_at_sentence_or_word() -> None:
-    sentences = "The first sentence is here. " * 20
-    cut = shorten(sentences)
-    assert len(cut) <= 302 and cut.endswith("here. …")
-    words = "word " * 100
-    assert shorten(words).endswith("word…") and len(shorten(words)) <= 301
-    assert shorten("short.") == "short."
+def test_cli_collect_json_and_feeds_table(tmp_path: Path, feed_server: FeedServer) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    feed_server.routes["/gone.xml"] = route(410, b"")
+    config_path = _project(tmp_path, feed_server)
+    runner = CliRunner()
+    got = runner.invoke(cli, ["--config", str(config_path), "collect", "--json"])
+    assert got.exit_code == 0, got.output
+    rows = json.loads(got.stdout)
+    assert [set(r) for r in rows] == [{"feed", "url", "status", "items", "new", "error"}] * 6
+    assert [r["status"] for r in rows] == ["ok"] * 5 + ["error"]
+
+    table = runner.invoke(cli, ["--config", str(config_path), "feeds"])
+    assert table.exit_code == 0, table.output
+    assert "Harbour Herald" in table.stdout and "gone" in table.stdout
+    assert "HTTP 410 Gone" in table.stdout
+    assert "6 feeds: 5 healthy, 1 failing or gone" in table.stdout
+
+    health = json.loads(runner.invoke(
+        cli, ["--config", str(config_path), "feeds", "--json"]).stdout)
+    assert [h["state"] for h in health] == ["ok"] * 5 + ["gone"]
+    assert health[0]["items"] == 11 and health[0]["failures"] == 0
+    assert health[0]["last_success"] is not None
+    assert (health[5]["failures"], health[5]["last_error"]) == (
+        1, "HTTP 410 Gone: the feed was removed")
+
+    revived = runner.invoke(cli, ["--config", str(config_path), "feeds", "--revive", "Gone"])
+    assert revived.exit_code == 0 and "revived" in revived.stdout
+    unknown = runner.invoke(cli, ["--config", str(config_path), "feeds", "--revive", "nope"])
+    assert unknown.exit_code == 1 and "error: no feed 'nope'" in unknown.output
+
+    summary = runner.invoke(cli, ["--config", str(config_path), "collect"])
+    text = " ".join(summary.stdout.split())  # rich wraps at the terminal width
+    assert ("collected 6 feeds: 5 ok, 0 not modified, 1 failed; 0 new articles "
+            "(Gone: HTTP 410 Gone: the feed was removed)") in text
 
 
-# -- the real-world corpus -------------------------------------------------------------
+def test_dedup_by_guid_url_and_source_title(store: Store) -> None:
+    def art(guid: str, url: str, title: str, day: int, feed: str = "https://a.example/rss",
+            summary: str = "The vote was 51 to 49.") -> Article:
+        return Article(feed_url=feed, source="A", guid=guid, url=url, title=title,
+                       summary=summary, published=datetime(2026, 11, day, 9, 0, tzinfo=UTC))
 
-# len(feedparser.parse(body).entries) minus entries with neither title nor link, per
-# document, from feedparser 6.0.14. Frozen here because a second full feedparser pass
-# over the corpus would cost ~14 s; test_corpus_counts_match_live_feedparser re-derives
-# the small ones live.
-CORPUS_ITEMS = {
-    "01b5e6081cb62f3d": 92, "03db8affb53e2a2f": 15, "0c1cef22da7ddc10": 30,
-    "14333881097406c7": 12, "16dc10cf98d1ee82": 50, "18d1bc71cc221963": 10,
-    "1a6a99410a2b58f2": 10, "1cc034d2831f54bb": 100, "1e4ab389e139d659": 15,
-    "25f0d733068a3446": 10, "2b665d9e4b6bb33a": 25, "2fdd6727be89a7ea": 10,
-    "35d239094642a61f": 46, "3ac543065ca0ef7d": 59, "4059f23db954f1b5": 16,
-    "454280b7f9e592d2": 20, "49ea3c9d52b08d80": 15, "4bf53cb602417030": 9,
-    "4fa0b1b8f5681301": 25, "5532f16828c3b094": 15, "59990f9eb0e3b46d": 10,
-    "5da3b20f957be51d": 100, "5ed469fb5a05348d": 10, "68e950f671d2e5e0": 10,
-    "6d28cf55da15a12d": 235, "703cc817824470a0": 10, "73c63ac29e5d1dc8": 10,
-    "7be307059415227d": 10, "818f59b753411031": 20, "87232eca4263cf8c": 9,
-    "8eae48a98c3d5f31": 9, "92f267815335c9ef": 30, "95c748e927f3182f": 10,
-    "995fa12531de4aa0": 14, "9ffe5a284356888f": 25, "a4046954d16bd5a6": 25,
-    "aaf373a6337e5efa": 3, "ad4dc6d7d1aebb18": 10, "b3984eb318f226e3": 15,
-    "bf73c33ba409c416": 10, "c5ab9fd6c5c3ee86": 120, "cc314ce5dfbb3adc": 1044,
-    "d2c8db248dba593b": 12, "d67b477b329c0a8a": 8, "db0e953a472b88b8": 10,
-    "dbd9c7a29dcccb19": 68, "e24bdf846b71fa0f": 5, "e8203fee50c570d8": 3,
-    "ef194bf7a34b8c3f": 4, "f8b7e5d26c45a31e": 7,
-}
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus missing at {CORPUS}")
+    assert store.add_articles([art("1", "https://a.example/1", "Budget passes", 20)], NOW) == 1
+    assert store.add_articles([
+        art("1", "https://a.example/other", "Another title", 20),  # same guid, same feed
+        art("2", "https://a.example/1", "Yet another", 20,  # same URL, any feed
+            feed="https://b.example/rss"),
+        art("3", "https://a.example/1-updated-slug", "Budget  PASSES", 21),  # republished
+        art("4", "https://a.example/4", "Weekly roundup", 13),
+        art("5", "https://a.example/5", "Weekly roundup", 20),  # a series: a week apart
+        art("6", "https://a.example/6", "Budget passes", 20,  # another source's headline
+            feed="https://b.example/rss"),
+        art("7", "https://a.example/7", "Budget passes", 21,  # same title, other news
+            summary="The senate now takes it up."),
+    ], NOW) == 4
+    assert sorted(a.guid for a in store.articles_since(None)) == ["1", "4", "5", "6", "7"]
 
 
-def _feedparser_items(body: bytes) -> int:
-    entries = feedparser.parse(body).entries
-    return sum(1 for e in entries if e.get("title") or e.get("link"))
+async def test_collect_for_prunes_after_keep_days(tmp_path: Path, feed_server: FeedServer,
+                                                  store: Store) -> None:
+    config_path = _project(tmp_path, feed_server, keep_days=7)
+    cfg = config.load(config_path)
+    old = datetime(2026, 10, 1, tzinfo=UTC)
+    store.add_articles([Article(feed_url="https://old.example/rss", source="Old", guid="o1",
+                                url="https://old.example/1", title="Old news", summary="",
+                                published=old)], old)
+    feed_server.routes["/gone.xml"] = route(410, b"")
+    results = await asyncio.to_thread(collect_for, cfg, store, now=NOW)
+    assert [r.status for r in results][:5] == ["ok"] * 5
+    assert "Old news" not in {a.title for a in store.articles_since(None)}
+    assert store.count_articles() == 49
 
 
-@needs_corpus
-def test_corpus_counts_match_live_feedparser() -> None:
-    small = [p for p in sorted(CORPUS.iterdir()) if p.stat().st_size < 50_000]
-    assert len(small) >= 20
-    for path in small:
-        assert _feedparser_items(path.read_bytes()) == CORPUS_ITEMS[path.name], path.name
+def test_a_version_1_database_gains_the_health_columns(tmp_path: Path) -> None:
+    import sqlite3
 
-
-@needs_corpus
-async def test_corpus_collects_every_item(store: Store) -> None:
-    files = sorted(p.name for p in CORPUS.iterdir() if p.is_file())
-    assert set(files) == set(CORPUS_ITEMS)
-    with FeedServer(CORPUS) as server:
-        feeds = [Feed(url=server.url(name), name=name) for name in files]
-        results = await collect(feeds, store, now=NOW)
-
-    got = {r.feed: r.items for r in results}
-    assert [r.error for r in results if r.status != "ok"] == []
-    assert got == CORPUS_ITEMS
-    assert sum(got.values()) == 2440
-    # Every item is distinct: anchors on one page and link-less items with repeated
-    # titles (both present in the corpus) must not be folded together.
-    assert store.count_articles() == sum(r.new for r in results) == 2440
-    for a in store.articles_since(None):
-        assert not UNSAFE.search(a.content_html), a.url
-        assert len(a.summary) <= 310 and a.title and a.published.tzinfo is not None
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema', '1');
+            CREATE TABLE feeds (url TEXT PRIMARY KEY, name TEXT NOT NULL, etag TEXT,
+                last_modified TEXT, last_status VARCHAR(16), last_success VARCHAR(32),
+                last_error TEXT, last_error_at VARCHAR(32), failures INTEGER NOT NULL);
+            INSERT INTO feeds VALUES ('https://x.example/rss', 'X', '"e"', NULL, 'ok',
+                '2026-11-01T00:00:00+00:00', NULL, NULL, 0);
+        """)
+    s = Store.open(path)
+    try:
+        state = s.feed_state("https://x.example/rss")
+        assert (state.etag, state.moved_to, state.dead_since) == ('"e"', None, None)
+        s.record_feed(state.url, "X", "error", error="HTTP 410 Gone", dead=True, now=NOW)
+        assert s.feed_state(state.url).dead_since == NOW
+    finally:
+        s.close()

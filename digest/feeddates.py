@@ -1,0 +1,74 @@
+"""Feed dates -> aware UTC datetimes: RFC 822 (RSS), ISO 8601 / RFC 3339 (Atom,
+dc:date, JSON Feed), and, through feedparser's parsers, the odder formats of the wild.
+A date that is plainly "no date" ("0001-01-01") is None, never a crash."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_tz
+
+_ISO = re.compile(
+    r"^(\d{4})-?(\d\d)-?(\d\d)(?:[T ](\d\d):?(\d\d)(?::?(\d\d)(?:[.,]\d+)?)?)?\s*"
+    r"(Z|UTC|GMT|[+-]\d\d:?\d\d|[+-]\d\d)?$", re.I)
+
+
+def parse_date(text: str) -> datetime | None:
+    """A feed date in UTC: RFC 822 (RSS), ISO 8601/RFC 3339 (Atom, dc:date), or any
+    of the odder formats feedparser knows."""
+    text = text.strip()
+    if not text:
+        return None
+    when = _iso(text) if text[:4].isdigit() else _rfc822(text)
+    if when is None:
+        when = _feedparser_date(text)
+    # "0001-01-01" is how some CMSs say "no date".
+    return when if when is not None and when.year >= 1900 else None
+
+
+def _iso(text: str) -> datetime | None:
+    m = _ISO.match(text)
+    if m is None:
+        return None
+    y, mo, d, h, mi, s, zone = m.groups()
+    try:
+        dt = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0),
+                      tzinfo=UTC)
+    except ValueError:
+        return None
+    if zone and zone[0] in "+-":
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        dt -= offset if zone[0] == "+" else -offset
+    return dt
+
+
+_YEAR = re.compile(r"(?<![\d:])\d{3,4}(?![\d:])")
+
+
+def _rfc822(text: str) -> datetime | None:
+    parts = parsedate_tz(text)
+    if parts is None:
+        return None
+    year = _YEAR.search(text)
+    if year is not None and int(year.group(0)) != parts[0]:
+        return None  # "0001": email.utils reads it as 2001, but it means "no date"
+    try:
+        y, mo, d, h, mi, s = parts[:6]
+        dt = datetime(y, mo, d, h, mi, s, tzinfo=UTC)
+    except (ValueError, TypeError):
+        return None
+    return dt - timedelta(seconds=parts[9] or 0)
+
+
+def _feedparser_date(text: str) -> datetime | None:
+    from feedparser.datetimes import _parse_date
+
+    t = _parse_date(text)
+    if t is None:
+        return None
+    try:
+        return datetime(t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+                        tzinfo=UTC)
+    except ValueError:
+        return None
