@@ -1,0 +1,138 @@
+"""Clustering + ranking of synthetic news days, and how the time grows.
+
+    .venv/bin/python bench/rank.py [--sizes 5000,10000,20000,40000] [--baseline 5000]
+
+Days are built by perturbing the labelled set (tests/data/clustering): each copy of
+it becomes a new set of events (new invented names, shifted numbers, part of the
+vocabulary swapped, times spread over two days). Each size is timed cold: the
+sentence-vector chunk cache and the word caches are emptied first (the model
+itself is loaded once, before timing, as a daemon would).
+
+baseline: naive all-pairs at the first size — the same pair score for every pair
+of the day (sentence-vector cosine by blocked matrix products, word overlap from
+the same inverted index), then the same linking. The fast path scores only
+blocked and LSH candidate pairs.
+
+Targets (issue 4): 20k articles clustered and ranked in under 2 s; fitted growth
+exponent <= 1.2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from digest import cluster, embed, rank, textsig  # noqa: E402
+from digest import config as config_mod  # noqa: E402
+from tests.clusterset import pairwise, synthetic_day  # noqa: E402
+
+NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+DAY = date(2026, 11, 27)
+
+
+def cold() -> None:
+    """Forget everything learnt from earlier days except the model itself."""
+    embed._shared = None
+    for f in (textsig.fold, textsig.stem, textsig._word, textsig._number):
+        f.cache_clear()
+
+
+def blocked_pairs_stage(day: cluster._Day) -> list[list[int]]:
+    """What cluster.cluster does after reading the articles: candidates, scores, links."""
+    i, j, lexnum, keynum = cluster._blocked_pairs(day)
+    i, j, lexnum, keynum = cluster._add_lsh_pairs(day, i, j, lexnum, keynum)
+    return cluster._link(day, i, j, cluster._score_pairs(day, i, j, lexnum, keynum))
+
+
+def naive_pairs_stage(day: cluster._Day) -> list[list[int]]:
+    """The same scores for every pair of the day, then the same linking."""
+    n = len(day.sigs)
+    # Word and name overlap of every pair that shares any (rarer) word: the rest is 0.
+    bi, bj, lexnum, keynum = cluster._blocked_pairs(day, min_lex=-1.0)
+    keep_i, keep_j, keep_s = [], [], []
+    cols = np.arange(n)
+    step = 512
+    for start in range(0, n, step):
+        rows = np.arange(start, min(n, start + step))
+        cos = day.vec[rows] @ day.vec.T  # every pair, this block of rows
+        lx = np.zeros_like(cos, dtype=np.float64)
+        ky = np.zeros_like(cos, dtype=np.float64)
+        inside = (bi >= start) & (bi < start + step)
+        lx[bi[inside] - start, bj[inside]] = lexnum[inside]
+        ky[bi[inside] - start, bj[inside]] = keynum[inside]
+        r, j = np.nonzero(cols[None, :] > rows[:, None])
+        i = rows[r]
+        lex = lx[r, j] / np.maximum(day.norm[i] * day.norm[j], 1e-9)
+        names = 2 * ky[r, j] / np.maximum(day.key_mass[i] + day.key_mass[j], 1e-9)
+        dt = np.abs(day.hours[i] - day.hours[j])
+        s = cluster._combine(cos[r, j], lex, names, dt,
+                             day.english[i] & day.english[j], day.feed[i] == day.feed[j])
+        s[dt > cluster.WINDOW_HOURS] = -1.0
+        for k in np.flatnonzero(s >= 0):
+            s[k] -= cluster.penalty(day.sigs[i[k]], day.sigs[j[k]])
+        keep = s >= 0
+        keep_i.append(i[keep])
+        keep_j.append(j[keep])
+        keep_s.append(s[keep])
+    return cluster._link(day, np.concatenate(keep_i), np.concatenate(keep_j),
+                         np.concatenate(keep_s))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="5000,10000,20000,40000")
+    parser.add_argument("--baseline", type=int, default=5000)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    config = config_mod.load(REPO / "config.toml")
+    embed._load()  # the model loads once per process, before any timing
+    print(f"{'articles':>9} {'seconds':>8} {'stories':>8} {'pairs P':>8} {'pairs R':>8}")
+    timings: list[tuple[int, float]] = []
+    for size in sizes:
+        day = synthetic_day(size)
+        cold()
+        started = time.perf_counter()
+        ranked = rank.rank(day.articles, config, now=NOW, day=DAY)
+        seconds = time.perf_counter() - started
+        timings.append((size, seconds))
+        index = {a.id: k for k, a in enumerate(day.articles)}
+        score = pairwise([[index[a.id] for a in s.articles] for s in ranked.stories], day.labels)
+        print(f"{size:>9,} {seconds:>8.2f} {len(ranked.stories):>8,} "
+              f"{score.precision:>8.3f} {score.recall:>8.3f}", flush=True)
+    xs = np.log([n for n, _ in timings])
+    ys = np.log([t for _, t in timings])
+    exponent = float(np.polyfit(xs, ys, 1)[0]) if len(timings) > 1 else math.nan
+    print(f"fitted growth exponent: {exponent:.2f}  (time ~ n^k over {sizes[0]:,}..{sizes[-1]:,})")
+    for n, t in timings:
+        if n == 20000:
+            print(f"20k articles: {t:.2f} s ({'under' if t < 2 else 'OVER'} the 2 s target)")
+
+    base = synthetic_day(args.baseline)
+    cold()
+    started = time.perf_counter()
+    day = cluster._prepare(list(base.articles))
+    reading = time.perf_counter() - started
+    started = time.perf_counter()
+    fast_groups = blocked_pairs_stage(day)
+    fast = time.perf_counter() - started
+    started = time.perf_counter()
+    naive_groups = naive_pairs_stage(day)
+    naive = time.perf_counter() - started
+    same = sorted(map(sorted, fast_groups)) == sorted(map(sorted, naive_groups))
+    print(f"{args.baseline:,} articles: reading them (signatures + vectors, shared)"
+          f" {reading:.2f} s;"
+          f" pairing + linking: blocked {fast:.2f} s, naive all-pairs {naive:.2f} s"
+          f" -> {naive / fast:.1f}x; same stories as all-pairs: {same}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""Fold a day's articles into stories: one group per event.
+
+Three signals, combined per pair of articles (precision first: two events glued
+together is worse than one event shown twice):
+
+- **meaning**: cosine of static sentence vectors (wordllama, headline + first
+  sentence, centred on the day's mean so that "news-ness" shared by every
+  article cancels out). This is what lets "Strong quake jolts Chile's mining
+  north" meet "Antofagasta tremor: three dead as copper mines halt". It is only
+  trusted between two English articles: the vectors are English-trained and two
+  Spanish texts look alike whatever they say.
+- **shared words and names**: IDF-weighted overlap of content words, and of names
+  and numbers (Dice over their IDF mass). Across languages this is the evidence
+  that remains ("Chile", "6.8", "Antofagasta").
+- **contradiction and distance**: both headlines name something the other text
+  never mentions (Chile vs Hokkaido, 2% vs 3.75%), or the reports are far apart in
+  time.
+
+    s = W_COS·cos + W_LEX·lex + W_KEY·names − W_CONFLICT·conflict − W_HOURS·Δh/24 + BIAS
+
+(with the cross-language weights when either article is not English). Pairs with
+s ≥ 0 are merged best first, and two groups join only while the *average* score
+over every pair across them stays ≥ LINK, so one loose link cannot chain two
+events (the same minister presenting a budget and facing an expenses inquiry).
+
+Candidate pairs come from blocking, never from all pairs: an inverted index of
+the rarer words and names (a word in more than MAX_POSTING articles is too
+common to block on), plus random-hyperplane LSH over the sentence vectors for
+paraphrases that share no rare word. Work grows with the day's size, not its square.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from digest.background import MEAN
+from digest.embed import embedder
+from digest.models import Article
+from digest.textsig import Signature, signatures
+
+# Pair score weights (see the module docstring). Set on tests/data/clustering/.
+W_COS = 1.0
+W_LEX = 0.4
+W_KEY = 0.0
+W_LEX_CROSS = 1.2  # either article not English: no vectors, words and names decide
+W_KEY_CROSS = 0.9
+W_CONFLICT = 0.12
+W_NUMBERS = 0.3
+VETO = 1.0
+W_HOURS = 0.25
+# One outlet rarely runs two pieces on one event in a day unless one updates the
+# other; two of its pieces on one subject (the same telescope, security flaws)
+# are usually two stories. Updates clear this easily.
+W_SAME_FEED = 0.1
+BIAS = -0.25
+BIAS_CROSS = -0.3
+LINK = 0.0  # average score two groups need to merge
+GAP = 0.1  # ...and no less than this below the average inside either group
+
+BACKGROUND_WEIGHT = 40  # articles' worth of weight the typical day's mean gets
+WINDOW_HOURS = 36.0  # reports further apart than this are not one event
+MAX_POSTING = 30  # a word in more articles than this is too common to block on
+LEX_MIN = 0.05  # a blocked pair without a shared name needs this much word overlap
+LSH_BANDS = 10  # more bands find more paraphrases; more bits per band, fewer false pairs
+LSH_MAX_BUCKET = 40
+
+
+@dataclass
+class _Day:
+    """Everything pair scoring needs, computed once for the day."""
+
+    sigs: list[Signature]
+    vec: np.ndarray  # n × d, centred, unit length
+    english: np.ndarray  # n bools
+    hours: np.ndarray  # n floats, publication time
+    feed: np.ndarray  # n ints, which feed each article came from
+    idf: dict[str, float]
+    df: dict[str, int]
+    norm: np.ndarray  # sqrt(Σ idf²) over each article's words
+    key_mass: np.ndarray  # Σ idf over each article's names and numbers
+    cap: int
+
+    def score(self, i: int, j: int) -> float:
+        """The pair score, computed directly (for pairs blocking did not propose)."""
+        a, b = self.sigs[i], self.sigs[j]
+        dt = abs(self.hours[i] - self.hours[j])
+        if dt > WINDOW_HOURS:
+            return -1.0
+        shared = [w for w in a.words & b.words if self.df[w] <= self.cap]
+        lex = sum(self.idf[w] ** 2 for w in shared) / (self.norm[i] * self.norm[j] or 1.0)
+        keys = sum(self.idf[k] for k in a.keys & b.keys if self.df[k] <= self.cap)
+        names = 2 * keys / ((self.key_mass[i] + self.key_mass[j]) or 1.0)
+        if self.english[i] and self.english[j]:
+            cos = float(self.vec[i] @ self.vec[j])
+            base = W_COS * cos + W_LEX * lex + W_KEY * names + BIAS
+        else:
+            base = W_LEX_CROSS * lex + W_KEY_CROSS * names + BIAS_CROSS
+        same = W_SAME_FEED if self.feed[i] == self.feed[j] else 0.0
+        return base - W_HOURS * dt / 24.0 - same - penalty(a, b)
+
+
+def penalty(a: Signature, b: Signature) -> float:
+    """The contradiction penalty: each headline names something (a place, a
+    figure) the other text never mentions — "6.8 quake in Chile" vs "6.1 quake
+    off Hokkaido" — and more when both headlines carry figures and share none."""
+    found = W_CONFLICT if a.title_keys - b.words and b.title_keys - a.words else 0.0
+    if a.title_numbers and b.title_numbers and not (a.title_numbers & b.words
+                                                    or b.title_numbers & a.words):
+        # "rate cut to 3.75%" vs "rate held at 2%", "beat City 3-1" vs "drew 0-0":
+        # figures in both headlines that the other never mentions. With a name
+        # in common it may be an update ("death toll rises to 12"); without one
+        # it is another event told from the same template.
+        found += W_NUMBERS if a.keys & b.keys else VETO
+    return found
+
+
+def _combine(cos: np.ndarray, lex: np.ndarray, names: np.ndarray, dt: np.ndarray,
+             english: np.ndarray, same_feed: np.ndarray) -> np.ndarray:
+    same_lang = W_COS * cos + W_LEX * lex + W_KEY * names + BIAS
+    cross = W_LEX_CROSS * lex + W_KEY_CROSS * names + BIAS_CROSS
+    return np.where(english, same_lang, cross) - W_HOURS * dt / 24.0 - W_SAME_FEED * same_feed
+
+
+def cluster(articles: Sequence[Article],
+            sigs: Sequence[Signature] | None = None) -> list[list[Article]]:
+    """Group articles about the same event; each group in input order.
+
+    ``sigs`` are the articles' signatures when the caller already has them."""
+    n = len(articles)
+    if n < 2:
+        return [[a] for a in articles]
+    day = _prepare(articles, sigs)
+    i, j, lexnum, keynum = _blocked_pairs(day)
+    i, j, lexnum, keynum = _add_lsh_pairs(day, i, j, lexnum, keynum)
+    scores = _score_pairs(day, i, j, lexnum, keynum)
+    groups = _link(day, i, j, scores)
+    return [[articles[k] for k in sorted(g)] for g in groups]
+
+
+def _prepare(articles: Sequence[Article], given: Sequence[Signature] | None = None) -> _Day:
+    sigs = list(given) if given is not None else signatures(articles)
+    n = len(sigs)
+    vec = embedder().embed([s.embed_text for s in sigs])
+    english = np.array([s.lang == "en" for s in sigs])
+    # Centre on the day's mean, blended with a typical day's mean while the day is
+    # small: two articles centred on their own mean would point in opposite ways.
+    count = int(english.sum())
+    day_mean = vec[english].mean(axis=0) if count else np.zeros(vec.shape[1], np.float32)
+    mean = (count * day_mean + BACKGROUND_WEIGHT * np.asarray(MEAN, np.float32)) / (
+        count + BACKGROUND_WEIGHT)
+    vec = vec - mean
+    lengths = np.linalg.norm(vec, axis=1, keepdims=True)
+    vec = vec / np.where(lengths > 0, lengths, 1.0)
+    df: dict[str, int] = defaultdict(int)
+    for s in sigs:
+        for w in s.words:
+            df[w] += 1
+    # +10: in a small day every word is "rare"; this keeps IDF from overrating them.
+    idf = {w: math.log((n + 10) / (c + 0.5)) for w, c in df.items()}
+    norm = np.array([math.sqrt(sum(idf[w] ** 2 for w in s.words)) for s in sigs])
+    key_mass = np.array([sum(idf[k] for k in s.keys) for s in sigs])
+    hours = np.array([a.published.timestamp() / 3600.0 for a in articles])
+    feed_ids: dict[str, int] = {}
+    feed = np.array([feed_ids.setdefault(a.feed_url, len(feed_ids)) for a in articles])
+    return _Day(sigs=sigs, vec=vec, english=english, hours=hours, feed=feed, idf=idf, df=dict(df),
+                norm=norm, key_mass=key_mass, cap=max(MAX_POSTING, n // 1000))
+
+
+@lru_cache(maxsize=512)
+def _triu(size: int) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.triu_indices(size, 1)
+    return a.astype(np.int64), b.astype(np.int64)
+
+
+def _blocked_pairs(day: _Day, min_lex: float = LEX_MIN
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs sharing a rarer word or name, with their summed IDF² and name IDF."""
+    postings: dict[str, list[int]] = defaultdict(list)
+    key_postings: dict[str, list[int]] = defaultdict(list)
+    for k, s in enumerate(day.sigs):
+        for w in s.words:
+            postings[w].append(k)
+        for w in s.keys:
+            key_postings[w].append(k)
+    parts_i: list[np.ndarray] = []
+    parts_j: list[np.ndarray] = []
+    parts_lex: list[np.ndarray] = []
+    parts_key: list[np.ndarray] = []
+    for table, is_key in ((postings, False), (key_postings, True)):
+        for w, ids in table.items():
+            if len(ids) < 2 or day.df[w] > day.cap:
+                continue
+            a, b = _triu(len(ids))
+            arr = np.asarray(ids, dtype=np.int64)
+            parts_i.append(arr[a])
+            parts_j.append(arr[b])
+            weight = day.idf[w]
+            parts_lex.append(np.zeros(len(a)) if is_key else np.full(len(a), weight * weight))
+            parts_key.append(np.full(len(a), weight) if is_key else np.zeros(len(a)))
+    if not parts_i:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0), np.zeros(0)
+    n = len(day.sigs)
+    codes = np.concatenate(parts_i) * n + np.concatenate(parts_j)
+    uniq, inverse = np.unique(codes, return_inverse=True)
+    lexnum = np.bincount(inverse, weights=np.concatenate(parts_lex), minlength=len(uniq))
+    keynum = np.bincount(inverse, weights=np.concatenate(parts_key), minlength=len(uniq))
+    i, j = uniq // n, uniq % n
+    # One shared middling word is no evidence: keep pairs that share a name or
+    # enough rare words (paraphrases with neither come in through LSH).
+    lex = lexnum / np.maximum(day.norm[i] * day.norm[j], 1e-9)
+    keep = (keynum > 0) | (lex >= min_lex)
+    return i[keep], j[keep], lexnum[keep], keynum[keep]
+
+
+def _add_lsh_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
+                   keynum: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Add English pairs whose sentence vectors fall in one LSH bucket in some band."""
+    english = np.flatnonzero(day.english)
+    if len(english) < 2:
+        return i, j, lexnum, keynum
+    # Buckets of about the same size whatever the day's size: one bit per doubling.
+    width = int(min(16, max(10, math.ceil(math.log2(len(english))) - 1)))
+    rng = np.random.default_rng(20261126)  # fixed: the same day always clusters the same
+    planes = rng.standard_normal((day.vec.shape[1], LSH_BANDS * width)).astype(np.float32)
+    bits = (day.vec[english] @ planes) > 0
+    weights = (1 << np.arange(width, dtype=np.int64))
+    n = len(day.sigs)
+    found: list[np.ndarray] = []
+    for band in range(LSH_BANDS):
+        codes = bits[:, band * width:(band + 1) * width] @ weights
+        order = np.argsort(codes, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
+        sizes = np.diff(np.r_[starts, len(order)])
+        # Buckets of one hold no pair; over-full ones are too coarse to mean anything.
+        for size in range(2, LSH_MAX_BUCKET + 1):
+            at = starts[sizes == size]
+            if not len(at):
+                continue
+            members = np.sort(english[order[at[:, None] + np.arange(size)]], axis=1)
+            a, b = _triu(size)
+            found.append((members[:, a] * n + members[:, b]).ravel())
+    if not found:
+        return i, j, lexnum, keynum
+    extra = np.setdiff1d(np.unique(np.concatenate(found)), i * n + j, assume_unique=True)
+    codes = np.concatenate([i * n + j, extra])
+    order = np.argsort(codes)
+    zeros = np.zeros(len(extra))
+    return (codes[order] // n, codes[order] % n,
+            np.concatenate([lexnum, zeros])[order], np.concatenate([keynum, zeros])[order])
+
+
+def _score_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
+                 keynum: np.ndarray) -> np.ndarray:
+    dt = np.abs(day.hours[i] - day.hours[j])
+    cos = np.empty(len(i), dtype=np.float32)
+    step = 65536  # rows at a time: keeps the gathered vectors in cache
+    for start in range(0, len(i), step):
+        a, b = i[start:start + step], j[start:start + step]
+        cos[start:start + step] = np.einsum("ij,ij->i", day.vec[a], day.vec[b])
+    lex = lexnum / np.maximum(day.norm[i] * day.norm[j], 1e-9)
+    names = 2 * keynum / np.maximum(day.key_mass[i] + day.key_mass[j], 1e-9)
+    scores = _combine(cos, lex, names, dt, day.english[i] & day.english[j],
+                      day.feed[i] == day.feed[j])
+    scores[dt > WINDOW_HOURS] = -1.0
+    # The contradiction check is per pair in Python; it can only lower a score,
+    # so only pairs that would otherwise merge need it.
+    for k in np.flatnonzero(scores >= 0):
+        scores[k] -= penalty(day.sigs[i[k]], day.sigs[j[k]])
+    return scores
+
+
+def _link(day: _Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[list[int]]:
+    """Average-link agglomeration, best pair first, only over pairs scoring ≥ 0."""
+    n = len(day.sigs)
+    known = dict(zip((i * n + j).tolist(), scores.tolist(), strict=True))
+
+    def pair(x: int, y: int) -> float:
+        if x > y:
+            x, y = y, x
+        code = x * n + y
+        got = known.get(code)
+        if got is None:
+            got = known[code] = day.score(x, y)
+        return got
+
+    def cohesion(group: list[int]) -> float:
+        pairs = [(x, y) for pos, x in enumerate(group) for y in group[pos + 1:]]
+        return sum(pair(x, y) for x, y in pairs) / len(pairs)
+
+    members: dict[int, list[int]] = {k: [k] for k in range(n)}
+    owner = list(range(n))
+    for k in np.argsort(-scores, kind="stable"):
+        if scores[k] < 0:
+            break
+        a, b = owner[int(i[k])], owner[int(j[k])]
+        if a == b:
+            continue
+        ga, gb = members[a], members[b]
+        if len(ga) * len(gb) > 1:
+            cross = sum(pair(x, y) for x in ga for y in gb) / (len(ga) * len(gb))
+            if cross < LINK:
+                continue
+            if min(len(ga), len(gb)) > 1 and cross < min(cohesion(ga), cohesion(gb)) - GAP:
+                continue  # two tight groups that are much less alike than each is inside
+        if len(ga) < len(gb):
+            a, b, ga, gb = b, a, gb, ga
+        for x in gb:
+            owner[x] = a
+        ga.extend(members.pop(b))
+    return list(members.values())

@@ -1,0 +1,89 @@
+"""How much a story matters today: recency, source weight, topics, coverage.
+
+    score    = recency × (weight + topic_weight × matched topics) × coverage
+    recency  = 0.5 ** (hours since the newest report / half_life_hours)
+    weight   = the lead source's weight (config feeds[].weight, 1.0 neutral)
+    coverage = 1 + coverage_boost × (distinct outlets − 1), at most MAX_COVERAGE
+
+The lead is the report from the heaviest source, then the most complete one
+(with an image, the longer summary), then the newest.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from digest.config import Config
+from digest.models import Article, Feed, Story
+from digest.textsig import Signature, fold, stem
+
+MAX_COVERAGE = 3.0  # ten outlets on one story should not bury everything else
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+class TopicMatcher:
+    """Which configured topics an article belongs to: its feed's topics, plus
+    every topic whose keywords (whole words or phrases, any case, plurals too)
+    its headline or lead mentions."""
+
+    def __init__(self, config: Config) -> None:
+        self._feed_topics = {f.url: set(f.topics) for f in config.feeds}
+        self._words: dict[str, set[str]] = {}
+        self._phrases: list[tuple[frozenset[str], re.Pattern[str], str]] = []
+        for name, topic in config.topics.items():
+            for kw in topic.keywords:
+                kw = fold(kw.strip())
+                parts = _WORD.findall(kw)
+                if len(parts) == 1:
+                    self._words.setdefault(stem(parts[0]), set()).add(name)
+                elif parts:
+                    self._phrases.append((frozenset(stem(p) for p in parts),
+                                          re.compile(rf"\b{re.escape(kw)}\b"), name))
+
+    def topics(self, a: Article, sig: Signature | None = None) -> set[str]:
+        found = set(self._feed_topics.get(a.feed_url, ()))
+        words = sig.words if sig is not None else frozenset(
+            stem(w) for w in _WORD.findall(fold(f"{a.title} {a.summary}")))
+        for w in words & self._words.keys():
+            found |= self._words[w]
+        for parts, pattern, name in self._phrases:
+            # The cheap test first: a phrase can only match if all its words are there.
+            if name not in found and parts <= words and pattern.search(
+                    fold(f"{a.title} {a.summary}")):
+                found.add(name)
+        return found
+
+
+def lead_key(feeds: dict[str, Feed]) -> Callable[[Article], tuple[float, int, int, datetime]]:
+    def key(a: Article) -> tuple[float, int, int, datetime]:
+        feed = feeds.get(a.feed_url)
+        return (feed.weight if feed else 1.0, int(a.image is not None), len(a.summary),
+                a.published)
+    return key
+
+
+def score_story(group: Sequence[Article], feeds: dict[str, Feed], topics: set[str],
+                config: Config, now: datetime) -> Story:
+    """One story from its articles, scored, with every component kept for --explain."""
+    sel = config.selection
+    ordered = sorted(group, key=lead_key(feeds), reverse=True)
+    lead = ordered[0]
+    newest = max(a.published for a in group)
+    age_h = max(0.0, (now - newest).total_seconds() / 3600)
+    recency = math.pow(0.5, age_h / sel.half_life_hours)
+    feed = feeds.get(lead.feed_url)
+    weight = feed.weight if feed else 1.0
+    topic_part = sel.topic_weight * len(topics)
+    outlets = len({a.source for a in group})
+    boost = getattr(sel, "coverage_boost", 0.25)
+    coverage = min(MAX_COVERAGE, 1 + boost * (outlets - 1))
+    score = recency * (weight + topic_part) * coverage
+    reasons = (("recency", round(recency, 4)), ("age_hours", round(age_h, 2)),
+               ("weight", weight), ("topics", round(topic_part, 4)),
+               ("outlets", float(outlets)), ("coverage", round(coverage, 4)))
+    return Story(lead=lead, others=tuple(ordered[1:]), score=round(score, 6), reasons=reasons,
+                 topics=tuple(sorted(topics)))
