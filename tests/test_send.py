@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from sqlalchemy import select
 from digest.config import Config, from_dict
 from digest.errors import DeliveryError
 from digest.models import Delivery
-from digest.send import Outgoing, check, deliver, deliver_sync, smtp_password
+from digest.send import Outgoing, check, deliver, deliver_sync, is_dead, smtp_password
 from digest.store import Store, deliveries
 from tests.peers import SmtpServer, _Handler, free_port
 
@@ -60,8 +62,9 @@ def smtp(**kwargs: Any) -> Iterator[tuple[SmtpServer, Handler]]:
 
 
 def config(tmp_path: Path, port: int, **smtp: Any) -> Config:
+    # retry_within_run=0: deferred rows wait for the next run unless a test says otherwise.
     values = {"host": "127.0.0.1", "port": port, "security": "none", "connections": 2,
-              "timeout": 10, **smtp}
+              "timeout": 10, "retry_within_run": 0, **smtp}
     return from_dict({"newsletter": {"from": f"Daily Selection <{SENDER}>"}, "smtp": values},
                      tmp_path / "config.toml")
 
@@ -344,3 +347,29 @@ async def test_two_concurrent_delivers_in_one_loop(tmp_path: Path, store: Store)
     finally:
         other.close()
     assert a.sent + b.sent == 20 and a.skipped + b.skipped == 20
+
+
+def test_send_progress_counts_sent_deferred_failed_and_rate() -> None:
+    from digest.report import SendProgress
+
+    bar = SendProgress(4, enabled=False)
+    for email, status, attempts in [("a@x.org", "sent", 1), ("b@x.org", "deferred", 1),
+                                    ("c@x.org", "failed", 1), ("b@x.org", "sent", 2)]:
+        bar.advance(Delivery(day=DAY, email=email, status=status, attempts=attempts))
+    assert (bar.sent, len(bar.deferred), bar.failed) == (2, 0, 1)
+    bar.advance(Delivery(day=DAY, email="d@x.org", status="deferred"))
+    assert bar.line().startswith("sending: 2 sent, 1 deferred, 1 failed, ")
+    assert bar.line().endswith("/s")
+
+
+def test_journal_counts_and_orphans(tmp_path: Path, store: Store) -> None:
+    # Rows held by a sender process that is gone come back due at once.
+    assert store.claim_many(DAY, EMAILS[:3], f"{socket.gethostname()}:999999999:x") != {}
+    assert store.claim_many(DAY, EMAILS[3:5], f"{socket.gethostname()}:{os.getpid()}:y")
+    assert store.delivery_counts(DAY) == {"pending": 15, "sending": 5, "sent": 0, "failed": 0,
+                                          "deferred": 0}
+    assert store.release_orphans(DAY, is_dead) == 3  # pid 999999999 does not exist
+    counts = store.delivery_counts(DAY)
+    assert (counts["sending"], counts["deferred"]) == (2, 3)
+    again = store.claim_many(DAY, EMAILS[:5], "next")
+    assert sorted(again) == EMAILS[:3] and {a for a, _ in again.values()} == {2}

@@ -1,0 +1,51 @@
+"""The sender process the crash test kills: ``python -m tests.crash_sender DB PORT N``.
+
+It sends the day's journal to N subscribers, as `digest send` would, and prints
+"sending" at the first reply so the test can aim its SIGKILL into the send.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from digest.config import from_dict
+from digest.send import Outgoing, deliver_sync
+from digest.store import Store
+from tests.test_send import DAY, SENDER
+
+
+def people(n: int) -> list[str]:
+    return [f"reader{i:05d}@example.com" for i in range(n)]
+
+
+def message(email: str) -> bytes:
+    body = "".join(f"Story {i}: the harbour reopens, and {email} reads it.\r\n" for i in range(30))
+    return (f"From: Daily Selection <{SENDER}>\r\nTo: {email}\r\nSubject: Today\r\n"
+            f"Message-ID: <{email.replace('@', '.')}@example.org>\r\n\r\n{body}").encode()
+
+
+def main(db: str, port: int, n: int) -> None:
+    config = from_dict({
+        "newsletter": {"from": f"Daily Selection <{SENDER}>"},
+        "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "connections": 4,
+                 "timeout": 10, "retry_first": 0.05, "retry_within_run": 30,
+                 "rate_per_second": 400},
+    }, Path(db).parent / "config.toml")
+    store = Store.open(Path(db))
+    outgoing = [Outgoing(e, lambda e=e: message(e)) for e in people(n)]  # type: ignore[misc]
+    started = []
+
+    def progress(_: object) -> None:
+        if not started:  # the first reply: from here on the kill lands mid-send
+            started.append(True)
+            print("sending", flush=True)
+
+    report = deliver_sync(config, store, DAY, outgoing, on_progress=progress)
+    if not started:
+        print("sending", flush=True)  # nothing was left to send
+    print(f"done sent={report.sent} skipped={report.skipped}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
