@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from digest import __version__, pipeline, report
+from digest import __version__, pipeline, report, runlog
 from digest import config as configuration
-from digest import subscribers as subs
 from digest.errors import DigestError
 
 log = logging.getLogger("digest")
@@ -32,18 +30,6 @@ class Ctx:
         if self._config is None:
             self._config = configuration.load(self.config_path)
         return self._config
-
-
-def _setup_logging(verbose: int, debug: bool) -> None:
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # Third-party chatter is noise at -v; --debug shows it.
-    for name in ("httpx", "httpcore", "mail.log", "aiosmtpd", "apscheduler", "asyncio"):
-        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def user_errors(fn: F) -> F:
@@ -69,9 +55,12 @@ def user_errors(fn: F) -> F:
               default=Path("config.toml"), show_default=True, help="The config file.")
 @click.option("-v", "--verbose", count=True, help="Say more (info messages).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and library logs.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: one object a line, for log shippers.")
 @click.version_option(__version__, prog_name="digest")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path, verbose: int, debug: bool) -> None:
+def cli(ctx: click.Context, config_path: Path, verbose: int, debug: bool,
+        log_format: str) -> None:
     """digest: collect the day's news from feeds, rank it, and mail a daily selection.
 
     \b
@@ -80,7 +69,7 @@ def cli(ctx: click.Context, config_path: Path, verbose: int, debug: bool) -> Non
       digest run --once         # collect, rank, render and send now
       digest preview            # see the email in your browser
     """
-    _setup_logging(verbose, debug)
+    runlog.setup(verbose, debug, log_format)
     ctx.obj = Ctx(config_path, debug)
 
 
@@ -110,25 +99,58 @@ def collect(obj: Ctx, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the stories as JSON.")
-@click.option("--all", "every", is_flag=True, help="List every story, not only the selected.")
+@click.option("--json", "as_json", is_flag=True, help="Print the feeds' health as JSON.")
+@click.option("--revive", metavar="URL|NAME", help="Fetch a gone or waiting feed again.")
 @pass_ctx
 @user_errors
-def rank(obj: Ctx, as_json: bool, every: bool) -> None:
+def feeds(obj: Ctx, as_json: bool, revive: str | None) -> None:
+    """Show each feed's health: last success, last error, failures, moved or gone.
+
+    \b
+    Example:
+      digest feeds
+      digest feeds --json | jq '.[] | select(.failures > 2)'
+      digest feeds --revive https://example.org/feed.xml
+    """
+    from digest import feedhealth
+
+    config = obj.config
+    store = pipeline.open_store(config)
+    if revive:
+        click.echo(feedhealth.revive(config, store, revive))
+        return
+    rows = feedhealth.feed_health(config, store, now=pipeline.utcnow())
+    if as_json:
+        report.print_json([r.as_json() for r in rows])
+    else:
+        feedhealth.print_table(rows, report.console)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the stories as JSON.")
+@click.option("--all", "every", is_flag=True, help="List every story, not only the selected.")
+@click.option("--explain", is_flag=True,
+              help="Show each story's score components and its member articles.")
+@pass_ctx
+@user_errors
+def rank(obj: Ctx, as_json: bool, every: bool, explain: bool) -> None:
     """Show today's selection: stories by section, with scores.
 
     \b
     Example:
       digest rank
+      digest rank --explain --all
       digest rank --json | jq '.[0].articles'
     """
+    from digest import explain as explainer
+
     config = obj.config
     store = pipeline.open_store(config)
     ranked = pipeline.rank_day(config, store, now=pipeline.utcnow())
     if as_json:
         report.print_json(report.rank_json(ranked, every=every))
     else:
-        report.rank_table(ranked)
+        explainer.show(ranked, every=every, explain=explain)
 
 
 @cli.command()
@@ -179,16 +201,27 @@ def preview(obj: Ctx, host: str | None, port: int | None, no_open: bool) -> None
 @cli.command()
 @click.option("--to", "to", help="Send to this one address only.")
 @click.option("--dry-run", is_flag=True, help="Show who would get what; send nothing.")
+@click.option("--test", is_flag=True,
+              help="Send one '[TEST]' copy to --to, outside the journal (the real send is "
+                   "unaffected).")
+@click.option("--subscriber", "subscriber", metavar="EMAIL",
+              help="With --test: send this subscriber's copy (default: the preview's first).")
 @pass_ctx
 @user_errors
-def send(obj: Ctx, to: str | None, dry_run: bool) -> None:
+def send(obj: Ctx, to: str | None, dry_run: bool, test: bool, subscriber: str | None) -> None:
     """Send today's digest to every active subscriber (each at most once a day).
 
     \b
     Example:
       digest send --dry-run
       digest send --to ada@example.org
+      digest send --test --to me@example.org --subscriber ada@example.org
     """
+    if test or subscriber:
+        from digest.preview_send import send_test_command
+
+        send_test_command(obj.config, to=to, subscriber=subscriber, test=test, dry_run=dry_run)
+        return
     from digest.runner import send_today
 
     send_today(obj.config, to=to, dry_run=dry_run)
@@ -213,6 +246,57 @@ def run(obj: Ctx, once: bool) -> None:
         run_now(obj.config)
     else:
         run_daemon(obj.config)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
+@pass_ctx
+@user_errors
+def schedule(obj: Ctx, as_json: bool) -> None:
+    """Show the next run of every time-zone group, in local time and UTC.
+
+    \b
+    Example:
+      digest schedule
+      digest schedule --json | jq '.[].next_run_utc'
+    """
+    from digest import status
+
+    if as_json:
+        report.print_json(status.schedule_rows(obj.config))
+    else:
+        status.print_schedule(obj.config)
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--day", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Show that day's delivery journal instead of the runs.")
+@click.option("--limit", type=int, default=20, show_default=True, help="How many runs.")
+@pass_ctx
+@user_errors
+def status_cmd(obj: Ctx, as_json: bool, day: Any, limit: int) -> None:
+    """List recent runs (collected, selected, sent, deferred, failed), or a day's journal.
+
+    \b
+    Example:
+      digest status
+      digest status --day 2026-11-27 --json
+    """
+    from digest import status
+
+    if day is not None:
+        rows = status.journal_rows(obj.config, day.date())
+        if as_json:
+            report.print_json(rows)
+        else:
+            status.print_journal(day.date(), rows)
+        return
+    runs = status.run_rows(obj.config, limit)
+    if as_json:
+        report.print_json(runs)
+    else:
+        status.print_runs(runs)
 
 
 @cli.command()
@@ -303,25 +387,22 @@ def subscribers_list(obj: Ctx, status: str | None, topic: str | None, as_json: b
 @click.option("--topics", default="", help="Comma-separated topics.")
 @click.option("--timezone", default=None, help="IANA time zone, e.g. Asia/Tokyo.")
 @click.option("--list", "list_name", default=None, help="List file (subscribers/<list>.toml).")
+@click.option("--format", "fmt", type=click.Choice(["html", "text"]), default="html",
+              show_default=True, help="html (with a text part) or text only.")
 @pass_ctx
 @user_errors
 def subscribers_add(obj: Ctx, email: str, name: str, topics: str, timezone: str | None,
-                    list_name: str | None) -> None:
+                    list_name: str | None, fmt: str) -> None:
     """Add a subscriber (comments and order in the file are kept).
 
     \b
     Example:
       digest subscribers add lin@example.org --name "Lin" --topics tech,science
     """
-    config = obj.config
-    wanted = [t.strip() for t in topics.split(",") if t.strip()]
-    unknown = [t for t in wanted if t not in config.topics]
-    if unknown:
-        raise DigestError(f"unknown topic {unknown[0]!r}",
-                          hint=f"known topics: {', '.join(config.topics)}")
-    path = subs.add(config.subscribers_dir, email, name=name, topics=wanted, timezone=timezone,
-                    list_name=list_name)
-    click.echo(f"added {subs.normalise_email(email)} to {path}")
+    from digest import subscribers_commands as cmd
+
+    cmd.add(obj.config, email, name=name, topics=topics, timezone=timezone,
+            list_name=list_name, fmt=fmt)
 
 
 @subscribers.command("remove")
@@ -329,14 +410,153 @@ def subscribers_add(obj: Ctx, email: str, name: str, topics: str, timezone: str 
 @pass_ctx
 @user_errors
 def subscribers_remove(obj: Ctx, email: str) -> None:
-    """Remove a subscriber's entry from its file.
+    """Remove a subscriber's entries from every file (an unsubscribe is kept separately).
 
     \b
     Example:
       digest subscribers remove lin@example.org
     """
-    path = subs.set_status(obj.config.subscribers_dir, email, None)
-    click.echo(f"removed {subs.normalise_email(email)} from {path}")
+    from digest import subscribers_commands as cmd
+
+    cmd.remove(obj.config, email)
+
+
+@subscribers.command("check")
+@pass_ctx
+@user_errors
+def subscribers_check(obj: Ctx) -> None:
+    """Check every subscriber file; list every problem (file:line) and exit 1 if any.
+
+    \b
+    Example:
+      digest subscribers check
+    """
+    from digest import subscribers_commands as cmd
+
+    cmd.check(obj.config)
+
+
+@subscribers.command("pause")
+@click.argument("email")
+@pass_ctx
+@user_errors
+def subscribers_pause(obj: Ctx, email: str) -> None:
+    """Pause a subscriber: no digests until resumed.
+
+    \b
+    Example:
+      digest subscribers pause lin@example.org
+    """
+    from digest import subscribers_commands as cmd
+
+    cmd.set_status(obj.config, email, "paused")
+
+
+@subscribers.command("resume")
+@click.argument("email")
+@pass_ctx
+@user_errors
+def subscribers_resume(obj: Ctx, email: str) -> None:
+    """Resume a paused subscriber (not one who unsubscribed: see resubscribe).
+
+    \b
+    Example:
+      digest subscribers resume lin@example.org
+    """
+    from digest import subscribers_commands as cmd
+
+    cmd.set_status(obj.config, email, "active")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("email")
+@pass_ctx
+@user_errors
+def subscribers_unsubscribe(obj: Ctx, email: str) -> None:
+    """Unsubscribe an address now (e.g. a reply to the mailto link): suppressed for good.
+
+    \b
+    Example:
+      digest subscribers unsubscribe lin@example.org
+    """
+    from digest import subscribers_commands as cmd
+
+    cmd.unsubscribe(obj.config, email)
+
+
+@subscribers.command("resubscribe")
+@click.argument("email")
+@pass_ctx
+@user_errors
+def subscribers_resubscribe(obj: Ctx, email: str) -> None:
+    """Lift an unsubscribe, with the subscriber's consent: mail them again.
+
+    \b
+    Example:
+      digest subscribers resubscribe lin@example.org
+    """
+    from digest import subscribers_commands as cmd
+
+    cmd.resubscribe(obj.config, email)
+
+
+@subscribers.command("import")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
+@click.option("--list", "list_name", default=None, help="List file (subscribers/<list>.toml).")
+@pass_ctx
+@user_errors
+def subscribers_import(obj: Ctx, source: Path, dry_run: bool, list_name: str | None) -> None:
+    """Import subscribers from a CSV file (any common header names, separators, BOM).
+
+    \b
+    Example:
+      digest subscribers import people.csv --dry-run
+      digest subscribers import people.csv --list newsletter
+    """
+    from digest import subscribers_commands as cmd
+
+    cmd.import_csv(obj.config, source, dry_run=dry_run, list_name=list_name)
+
+
+@subscribers.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write to this file instead of standard output.")
+@pass_ctx
+@user_errors
+def subscribers_export(obj: Ctx, fmt: str, out: Path | None) -> None:
+    """Export every subscriber (lists merged, unsubscribes applied) as CSV or JSON.
+
+    \b
+    Example:
+      digest subscribers export --format json > subscribers.json
+    """
+    from digest import subscribers_commands as cmd
+
+    cmd.export(obj.config, fmt, out)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to listen on (default from [serve]).")
+@click.option("--port", type=int, default=None, help="Port (default from [serve], 8025).")
+@pass_ctx
+@user_errors
+def serve(obj: Ctx, host: str | None, port: int | None) -> None:
+    """Serve the unsubscribe links and the web version of sent digests.
+
+    Put it behind your public newsletter.base_url (a reverse proxy with TLS).
+
+    \b
+    Example:
+      DIGEST_SECRET=... digest serve --port 8025
+    """
+    from digest.serve import serve as run_server
+
+    config = obj.config
+    run_server(config, host=host or config.model.serve.host,
+               port=port or config.model.serve.port)
 
 
 def main() -> None:

@@ -48,6 +48,8 @@ class NewsletterConfig(_Section):
     """Language of dates and fixed strings in the template (en, de)."""
     secret_env: str = "DIGEST_SECRET"
     """Environment variable holding the secret that signs unsubscribe tokens."""
+    secret_grace_days: int = Field(default=90, ge=0)
+    """After a rotation, tokens of <secret_env>_OLD secrets stay valid this many days."""
     unsubscribe_mailto: str = ""
     """mailto fallback for List-Unsubscribe; default unsubscribe@<from domain>."""
 
@@ -175,6 +177,8 @@ class SelectionConfig(_Section):
     """At most this many stories led by one source."""
     topic_weight: float = Field(default=0.5, ge=0)
     """Score added per matched topic."""
+    coverage_boost: float = Field(default=0.25, ge=0)
+    """Score multiplier added per extra outlet reporting a story (capped at 3x)."""
     sections: tuple[SectionConfig, ...] = (SectionConfig(title="Top stories", max_stories=5),)
     """Sections in order; each takes the best remaining stories that fit it."""
     topic_sections: bool = True
@@ -200,15 +204,53 @@ class SmtpConfig(_Section):
     """PEM bundle to trust instead of the system's (e.g. a private CA)."""
     timeout: float = Field(default=30, gt=0)
     """Seconds to wait for the server at each step."""
-    connections: int = Field(default=2, ge=1, le=32)
+    connections: int = Field(default=4, ge=1, le=32)
     """Concurrent SMTP connections, each reused for many messages."""
     messages_per_connection: int = Field(default=100, ge=1)
     """Reconnect after this many messages on one connection."""
+    rate_per_second: float = Field(default=0, ge=0)
+    """At most this many messages a second (token bucket); 0 for no limit."""
+    rate_per_hour: float = Field(default=0, ge=0)
+    """At most this many messages in any hour; 0 for no limit."""
+    retry_first: float = Field(default=300, gt=0)
+    """Seconds before a deferred (4xx) message is retried; doubles each time, up to 6 h."""
+    retry_within_run: float = Field(default=900, ge=0)
+    """A send keeps retrying deferred messages that fall due within this many seconds."""
+
+
+class DkimConfig(_Section):
+    selector: str = ""
+    """DKIM selector (the key is published at <selector>._domainkey.<domain>); empty: no DKIM."""
+    domain: str = ""
+    """Signing domain (d=); default the From address's domain."""
+    private_key_file: str = ""
+    """PEM private key (RSA or Ed25519), relative to config.toml."""
+    private_key_env: str = "DKIM_PRIVATE_KEY"
+    """Environment variable holding the PEM key, used when private_key_file is empty."""
 
 
 class StorageConfig(_Section):
     path: str = "var/digest.db"
     """SQLite database file, relative to config.toml."""
+    keep_days: int = Field(default=30, ge=0)
+    """Articles older than this many days are pruned after each collect; 0 keeps all."""
+
+
+class CollectConfig(_Section):
+    concurrency: int = Field(default=16, ge=1, le=256)
+    """Feeds fetched at once, in all."""
+    per_host: int = Field(default=2, ge=1, le=32)
+    """Feeds fetched at once from one host."""
+    connect_timeout: float = Field(default=10, gt=0)
+    """Seconds to wait for a connection."""
+    read_timeout: float = Field(default=20, gt=0)
+    """Seconds to wait for each piece of a response."""
+    timeout: float = Field(default=60, gt=0)
+    """Seconds one feed's whole fetch may take, redirects included."""
+    max_mb: float = Field(default=10, gt=0)
+    """Largest feed body accepted, in MB after decompression."""
+    parse_workers: int | None = Field(default=None, ge=0, le=32)
+    """Processes that parse big feeds; unset: one per idle core; 0: threads only."""
 
 
 class PathsConfig(_Section):
@@ -227,6 +269,50 @@ class PreviewConfig(_Section):
     """Port for `digest preview`."""
 
 
+class ServeConfig(_Section):
+    host: str = "127.0.0.1"
+    """Interface `digest serve` listens on (a reverse proxy makes it public)."""
+    port: int = Field(default=8025, ge=1, le=65535)
+    """Port for `digest serve` (newsletter.base_url must reach it)."""
+
+
+class ThemeConfig(_Section):
+    brand_color: str = "#9c2b23"
+    """Brand colour (#rgb or #rrggbb): masthead rule and section headings."""
+    logo_url: str = ""
+    """http(s) URL of a logo for the masthead (a transparent PNG survives dark mode)."""
+    logo_width: int = Field(default=180, ge=16, le=552)
+    """Logo width in CSS pixels."""
+    font_stack: str = ("-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, "
+                       "Arial, sans-serif")
+    """CSS font-family for body text."""
+    heading_font_stack: str = "Georgia, 'Times New Roman', serif"
+    """CSS font-family for headlines."""
+
+    @field_validator("brand_color")
+    @classmethod
+    def _colour(cls, v: str) -> str:
+        if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", v):
+            raise ValueError(f"not a colour {v!r}; write #rrggbb, e.g. '#9c2b23'")
+        v = v.lower()
+        return v if len(v) == 7 else "#" + "".join(c * 2 for c in v[1:])
+
+    @field_validator("logo_url")
+    @classmethod
+    def _logo(cls, v: str) -> str:
+        if v and (urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).netloc):
+            raise ValueError(f"not an http(s) URL: {v!r}")
+        return v
+
+    @field_validator("font_stack", "heading_font_stack")
+    @classmethod
+    def _fonts(cls, v: str) -> str:
+        # It lands inside style attributes and CSS: no ; { } < > or backslashes.
+        if not re.fullmatch(r"[A-Za-z0-9 ,'\"._-]+", v):
+            raise ValueError(f"not a CSS font list {v!r}; e.g. \"Helvetica, Arial, sans-serif\"")
+        return v.replace('"', "'")
+
+
 class ConfigModel(_Section):
     newsletter: NewsletterConfig = NewsletterConfig()
     schedule: ScheduleConfig = ScheduleConfig()
@@ -234,9 +320,13 @@ class ConfigModel(_Section):
     topics: dict[str, TopicConfig] = {}
     selection: SelectionConfig = SelectionConfig()
     smtp: SmtpConfig = SmtpConfig()
+    dkim: DkimConfig = DkimConfig()
     storage: StorageConfig = StorageConfig()
+    collect: CollectConfig = CollectConfig()
     paths: PathsConfig = PathsConfig()
     preview: PreviewConfig = PreviewConfig()
+    serve: ServeConfig = ServeConfig()
+    theme: ThemeConfig = ThemeConfig()
 
 
 class Config:
@@ -263,6 +353,10 @@ class Config:
     @property
     def smtp(self) -> SmtpConfig:
         return self.model.smtp
+
+    @property
+    def dkim(self) -> DkimConfig:
+        return self.model.dkim
 
     @property
     def topics(self) -> dict[str, TopicConfig]:

@@ -12,16 +12,18 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 from digest import collect as collector
+from digest import lifecycle, render, runlog, send
 from digest import rank as ranker
-from digest import render, send
 from digest import subscribers as subs
 from digest.config import Config
-from digest.message import build_message, personal_for
+from digest.message import PreparedMessage, build_message, personal_for
+from digest.message import prepare as prepare_message
 from digest.models import Delivery, FeedResult, Rendered, SendReport, Story, Subscriber
 from digest.rank import Ranked
 from digest.store import Store
@@ -38,6 +40,9 @@ class Digest:
     stories: tuple[Story, ...] = ()  # what it carries (empty when loaded from the store)
     article_ids: tuple[int, ...] = ()
     frozen: bool = False  # loaded from the store: an earlier run already fixed it
+    group: str = ""  # time-zone group this edition is for; "" is the newsletter's own
+    carried: dict[str, tuple[int, ...]] = field(default_factory=dict)  # variant -> article ids
+    quiet: frozenset[str] = frozenset()  # variants with nothing new for their readers
 
     @property
     def empty(self) -> bool:
@@ -62,9 +67,28 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def today(config: Config, now: datetime) -> date:
-    """The digest's day is the date in the newsletter's own time zone."""
-    return now.astimezone(config.tz).date()
+def today(config: Config, now: datetime, group: str = "") -> date:
+    """The digest's day is the date in its group's time zone (the newsletter's by default)."""
+    return now.astimezone(ZoneInfo(group) if group else config.tz).date()
+
+
+def group_of(config: Config, subscriber: Subscriber) -> str:
+    """A subscriber's time-zone group: "" (the newsletter's zone) or another IANA zone.
+
+    Each group gets its own edition at its own local hour, so Tokyo's digest is
+    ranked at 07:00 Tokyo time with the news as it stands then.
+    """
+    tz = subscriber.timezone or ""
+    return "" if tz in ("", config.schedule.timezone) else tz
+
+
+def _stored_name(group: str, key: str) -> str:
+    return f"{group}|{key}" if group else key
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    group, _, key = name.rpartition("|")
+    return group, key
 
 
 def open_store(config: Config) -> Store:
@@ -91,42 +115,61 @@ def load_roster(config: Config) -> subs.Roster:
 
 def collect(config: Config, store: Store, *, now: datetime,
             on_result: Callable[[FeedResult], None] | None = None) -> list[FeedResult]:
-    return collector.collect_sync(config.feeds, store, now=now, on_result=on_result)
+    return collector.collect_for(config, store, now=now, on_result=on_result)
 
 
-def rank_day(config: Config, store: Store, *, now: datetime, day: date | None = None) -> Ranked:
+def rank_day(config: Config, store: Store, *, now: datetime, day: date | None = None,
+             exclude: set[int] | None = None) -> Ranked:
+    """The day's stories. Without ``exclude``, articles any earlier digest carried
+    are left out (what `digest rank` shows); build_digest passes an empty set and
+    leaves out, per variant, only what that variant's readers were really sent."""
     day = day or today(config, now)
-    return ranker.rank(store.articles_since(None), config, now=now, day=day,
-                       exclude=store.sent_article_ids(before=day))
+    if exclude is None:
+        exclude = store.sent_article_ids(before=day)
+    return ranker.rank(store.articles_since(None), config, now=now, day=day, exclude=exclude)
 
 
 def build_digest(config: Config, store: Store, *, now: datetime,
-                 subscribers: Sequence[Subscriber] = ()) -> Digest:
+                 subscribers: Sequence[Subscriber] = (), group: str = "") -> Digest:
     """Rank and render today's digest without saving it (preview uses this too)."""
-    day = today(config, now)
-    ranked = rank_day(config, store, now=now, day=day)
-    selection = ranked.selection
-    if not selection.stories:
-        return Digest(day=day, variants={})
-    keys = {"all"} | {ranker.variant_key(s) for s in subscribers}
-    selections = {key: ranker.for_variant(ranked, config, key) for key in sorted(keys)}
+    day = today(config, now, group)
+    ranked = rank_day(config, store, now=now, day=day, exclude=set())
+    readers: dict[str, list[str]] = {"all": []}
+    for s in subscribers:
+        readers.setdefault(ranker.variant_key(s), []).append(s.email)
+    # Nobody gets an article a digest already sent them: each variant leaves out
+    # what its own readers were sent on earlier days (store.sent_to).
+    selections = {key: ranker.for_variant(ranked, config, key, now=now,
+                                          exclude=store.sent_to(emails, before=day))
+                  for key, emails in sorted(readers.items())}
+    quiet = frozenset(key for key, sel in selections.items() if not sel.stories)
+    selections = {key: sel for key, sel in selections.items() if sel.stories}
+    if not selections:
+        return Digest(day=day, variants={}, quiet=quiet, group=group)
+    selection = selections.get("all") or next(iter(selections.values()))
     variants = {key: render.render_variant(sel, config, variant=key, now=now)
                 for key, sel in selections.items()}
     ids = tuple(sorted({a.id for sel in selections.values() for s in sel.stories
                         for a in s.articles if a.id is not None}))
-    return Digest(day=day, variants=variants, stories=selection.stories, article_ids=ids)
+    carried = {key: tuple(sorted({a.id for s in sel.stories for a in s.articles
+                                  if a.id is not None})) for key, sel in selections.items()}
+    return Digest(day=day, variants=variants, stories=selection.stories, article_ids=ids,
+                  group=group, carried=carried, quiet=quiet)
 
 
 def prepare(config: Config, store: Store, *, now: datetime,
-            subscribers: Sequence[Subscriber]) -> Digest:
+            subscribers: Sequence[Subscriber], group: str = "") -> Digest:
     """Today's digest, frozen in the store the first time so reruns send the same one."""
-    day = today(config, now)
-    stored = store.load_digest(day)
+    day = today(config, now, group)
+    stored = {key: replace(r, variant=key) for r in store.load_digest(day)
+              for g, key in [_split_name(r.variant)] if g == group}
     if stored:
-        return Digest(day=day, variants={r.variant: r for r in stored}, frozen=True)
-    digest = build_digest(config, store, now=now, subscribers=subscribers)
+        return Digest(day=day, variants=stored, frozen=True, group=group)
+    digest = build_digest(config, store, now=now, subscribers=subscribers, group=group)
     if not digest.empty:
-        store.save_digest(day, list(digest.variants.values()), digest.article_ids, now=now)
+        named = [replace(r, variant=_stored_name(group, key)) for key, r in digest.variants.items()]
+        store.save_digest(day, named, digest.article_ids, now=now)
+        store.save_variant_articles(day, digest.carried)
     return digest
 
 
@@ -136,6 +179,8 @@ def recipients(config: Config, store: Store, roster: subs.Roster,
     if to is None:
         return list(roster.active(store.suppressed()))
     address = subs.normalise_email(to)
+    # --to must not become a way around an unsubscribe (raises SubscriberError).
+    subs.check_mailable(address, roster, store.suppression(address))
     return [roster.find(address) or Subscriber(email=address, source="--to")]
 
 
@@ -143,15 +188,30 @@ def send_digest(config: Config, store: Store, digest: Digest, people: Sequence[S
                 now: datetime, password: str | None,
                 on_progress: Callable[[Delivery], None] | None = None) -> SendReport:
     """Journal every recipient first, then deliver; the journal skips anyone already sent."""
+    blocked = store.suppressed()  # last word: an unsubscribe since the roster was read wins
+    people = [p for p in people if p.email.lower() not in blocked]
+    idle = [p for p in people if ranker.variant_key(p) in digest.quiet]
+    if idle:
+        log.info("nothing new for %d subscriber(s) since their last digest: no email for them",
+                 len(idle))
+        people = [p for p in people if ranker.variant_key(p) not in digest.quiet]
     secret = signing_secret(config, store)
     selection_keys = {p.email: ranker.variant_key(p) for p in people}
     store.plan_deliveries(digest.day, [(p.email, selection_keys[p.email]) for p in people], now=now)
 
-    def builder(p: Subscriber) -> Callable[[], EmailMessage]:
-        def build() -> EmailMessage:
+    # MIME built and encoded once per (variant, format); each message is then a splice
+    # of the subscriber's fields into those bytes (digest.mime), not an email-package build.
+    prepared: dict[tuple[str, str], PreparedMessage] = {}
+
+    def builder(p: Subscriber) -> Callable[[], bytes]:
+        def build() -> bytes:
+            lifecycle.check()  # after SIGTERM: nothing new starts; in-flight ones finish
             rendered = digest.variant_for(selection_keys[p.email])
+            key = (rendered.variant, p.format)
+            if key not in prepared:
+                prepared[key] = prepare_message(config, rendered, day=digest.day, fmt=p.format)
             personal = personal_for(config, secret, p, digest.day)
-            return build_message(config, rendered, p, personal, day=digest.day, now=utcnow())
+            return prepared[key].bytes_for(p, personal, now=utcnow())
         return build
 
     outgoing = [send.Outgoing(email=p.email, build=builder(p)) for p in people]
@@ -161,26 +221,59 @@ def send_digest(config: Config, store: Store, digest: Digest, people: Sequence[S
 
 
 def run_once(config: Config, *, now: datetime | None = None, password: str | None = None,
+             group: str | None = None, kind: str = "once",
              on_feed: Callable[[FeedResult], None] | None = None,
              on_progress: Callable[[Delivery], None] | None = None) -> RunReport:
-    """One full cycle: collect, rank, render, send. The daemon calls this."""
+    """One full cycle: collect, rank, render, send. The daemon calls this per group.
+
+    ``group`` None means everyone with the newsletter's edition (a manual run);
+    a group name ("" or an IANA zone) means only that group's subscribers,
+    with that group's own edition. Every run is recorded for `digest status`.
+    """
     now = now or utcnow()
     store = open_store(config)
-    try:
-        roster = load_roster(config)
-        render.check_templates(config)
-        feeds = collect(config, store, now=now, on_result=on_feed)
-        people = recipients(config, store, roster)
-        digest = prepare(config, store, now=now, subscribers=people)
-        if digest.empty and config.selection.skip_if_empty:
-            log.info("nothing new since the last digest: no email today")
-            return RunReport(day=today(config, now), feeds=tuple(feeds), nothing_new=True)
-        report = send_digest(config, store, digest, people, now=now, password=password,
-                             on_progress=on_progress)
-        return RunReport(day=digest.day, feeds=tuple(feeds), stories=len(digest.article_ids),
-                         variants=len(digest.variants), send=report)
-    finally:
+    run_id = runlog.RUN_ID.get()
+    if run_id == "-":
+        run_id = runlog.new_run_id()
+    day = today(config, now, group or "")
+    with runlog.run_context(run_id):
+        store.start_run(run_id, group=group if group is not None else "*", day=day, kind=kind,
+                        now=now)
+        try:
+            result = _cycle(config, store, now=now, password=password, group=group,
+                            on_feed=on_feed, on_progress=on_progress)
+        except BaseException as e:
+            status = "stopped" if isinstance(e, lifecycle.Stopping) else "failed"
+            store.finish_run(run_id, status=status, note=str(e)[:500] or type(e).__name__)
+            store.close()
+            raise
+        sent = result.send
+        store.finish_run(run_id, status="skipped" if result.nothing_new else "ok",
+                         note="nothing new" if result.nothing_new else None,
+                         collected=sum(f.new for f in result.feeds), selected=result.stories,
+                         sent=sent.sent, deferred=sent.deferred, failed=sent.failed)
         store.close()
+        return result
+
+
+def _cycle(config: Config, store: Store, *, now: datetime, password: str | None,
+           group: str | None, on_feed: Callable[[FeedResult], None] | None,
+           on_progress: Callable[[Delivery], None] | None) -> RunReport:
+    roster = load_roster(config)
+    render.check_templates(config)
+    feeds = collect(config, store, now=now, on_result=on_feed)
+    people = recipients(config, store, roster)
+    if group is not None:
+        people = [p for p in people if group_of(config, p) == group]
+    digest = prepare(config, store, now=now, subscribers=people, group=group or "")
+    if digest.empty and config.selection.skip_if_empty:
+        log.info("nothing new since the last digest: no email today")
+        return RunReport(day=today(config, now, group or ""), feeds=tuple(feeds),
+                         nothing_new=True)
+    report = send_digest(config, store, digest, people, now=now, password=password,
+                         on_progress=on_progress)
+    return RunReport(day=digest.day, feeds=tuple(feeds), stories=len(digest.article_ids),
+                     variants=len(digest.variants), send=report)
 
 
 @dataclass(frozen=True)

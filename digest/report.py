@@ -41,6 +41,10 @@ def collect_summary(results: Sequence[FeedResult]) -> str:
            f"{new} new articles"
     if bad:
         line += " (" + "; ".join(f"{r.feed}: {r.error}" for r in bad) + ")"
+    moved = [r for r in results if getattr(r, "moved_to", None)]
+    if moved:
+        line += "; moved permanently (update config.toml): " + "; ".join(
+            f"{r.feed} -> {r.moved_to}" for r in moved)
     return line
 
 
@@ -131,3 +135,42 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         if self.enabled:
             self._bar.stop()
+
+
+class SendProgress(Progress):
+    """The sending bar: done of total, plus sent / deferred / failed and the rate.
+
+    ``advance`` takes each journal outcome (a Delivery); a deferred row that is
+    retried later in the run moves from 'deferred' to 'sent' or 'failed'.
+    """
+
+    def __init__(self, total: int, *, enabled: bool = True) -> None:
+        super().__init__("sending", total, enabled=enabled)
+        import time
+
+        self._clock = time.perf_counter
+        self._start = self._clock()
+        self.sent = self.failed = 0
+        self.deferred: set[str] = set()
+
+    def advance(self, *args: object) -> None:
+        delivery = args[0] if args else None
+        status = getattr(delivery, "status", "sent")
+        email = str(getattr(delivery, "email", ""))
+        if status == "deferred":
+            self.deferred.add(email)
+        else:
+            self.deferred.discard(email)
+            self.sent += status == "sent"
+            self.failed += status == "failed"
+        if not self.enabled:
+            return
+        if status != "deferred":
+            self._bar.advance(self._task)
+        self._bar.update(self._task, description=self.line())
+
+    def line(self) -> str:
+        """'sending: 1,203 sent, 3 deferred, 0 failed, 412/s' (also for plain logs)."""
+        seconds = max(self._clock() - self._start, 1e-6)
+        return (f"sending: {self.sent:,} sent, {len(self.deferred):,} deferred, "
+                f"{self.failed:,} failed, {self.sent / seconds:,.0f}/s")

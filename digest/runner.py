@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from digest import pipeline, render, report
+from digest import pipeline, render, report, runlog
 from digest import send as sender
 from digest.config import Config
 from digest.errors import DigestError
@@ -32,9 +32,18 @@ def send_today(config: Config, *, to: str | None, dry_run: bool) -> None:
         if digest.empty:
             click.echo("nothing new since the last digest: no email sent")
             return
-        with report.Progress("sending", len(people)) as bar:
-            result = pipeline.send_digest(config, store, digest, people, now=now,
-                                          password=password, on_progress=bar.advance)
+        run_id = runlog.new_run_id()
+        store.start_run(run_id, group="*" if to is None else to, day=digest.day, kind="send",
+                        now=now)
+        try:
+            with runlog.run_context(run_id), report.SendProgress(len(people)) as bar:
+                result = pipeline.send_digest(config, store, digest, people, now=now,
+                                              password=password, on_progress=bar.advance)
+        except BaseException as e:
+            store.finish_run(run_id, status="failed", note=str(e)[:500] or type(e).__name__)
+            raise
+        store.finish_run(run_id, status="ok", selected=len(digest.article_ids), sent=result.sent,
+                         deferred=result.deferred, failed=result.failed)
         for email, reply in result.failures:
             click.echo(f"failed: {email}: {reply}", err=True)
         click.echo(report.send_summary(result))

@@ -119,8 +119,8 @@ class SmtpServer:
     """aiosmtpd on 127.0.0.1 collecting every message it accepts."""
 
     def __init__(self, *, tls_context: Any = None, require_starttls: bool = False,
-                 auth: tuple[str, str] | None = None) -> None:
-        self.handler = _Handler()
+                 auth: tuple[str, str] | None = None, handler: Any = None) -> None:
+        self.handler = handler if handler is not None else _Handler()
         self.port = free_port()
         kwargs: dict[str, Any] = {}
         if tls_context is not None:

@@ -1,0 +1,95 @@
+"""What an operator asks: when does it run next (`digest schedule`) and what
+happened (`digest status`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime
+from typing import Any
+
+from rich.table import Table
+
+from digest import pipeline, report
+from digest.config import Config
+from digest.schedule import plan
+
+
+def schedule_rows(config: Config, now: datetime | None = None) -> list[dict[str, Any]]:
+    return [p.as_json() for p in plan(config, now or datetime.now(UTC))]
+
+
+def print_schedule(config: Config) -> None:
+    rows = schedule_rows(config)
+    table = Table(title=f"Schedule: {config.schedule.time} on {', '.join(config.schedule.days)}")
+    for col in ("group", "subscribers", "next run (local)", "next run (UTC)"):
+        table.add_column(col, justify="right" if col == "subscribers" else "left")
+    for r in rows:
+        table.add_row(r["group"] + (" (default)" if r["default"] else ""), str(r["subscribers"]),
+                      _short(r["next_run_local"]), _short(r["next_run_utc"]))
+    report.console.print(table)
+    report.console.print(f"{len(rows)} groups; misfire grace "
+                         f"{config.schedule.misfire_grace_minutes} min")
+
+
+def _short(iso: str | None) -> str:
+    if not iso:
+        return "never"
+    return datetime.fromisoformat(iso).strftime("%a %Y-%m-%d %H:%M %Z").replace("UTC", "UTC")
+
+
+def run_rows(config: Config, limit: int) -> list[dict[str, Any]]:
+    store = pipeline.open_store(config)
+    try:
+        rows = store.recent_runs(limit)
+    finally:
+        store.close()
+    return [{"run_id": r["id"], "group": r["grp"], "day": r["day"], "kind": r["kind"],
+             "status": r["status"],
+             "started": r["started"].isoformat() if r["started"] else None,
+             "finished": r["finished"].isoformat() if r["finished"] else None,
+             "collected": r["collected"], "selected": r["selected"], "sent": r["sent"],
+             "deferred": r["deferred"], "failed": r["failed"], "note": r["note"]}
+            for r in rows]
+
+
+def print_runs(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="Recent runs")
+    cols = ("started", "finished", "group", "kind", "status", "collected", "selected", "sent",
+            "deferred", "failed", "note")
+    for col in cols:
+        table.add_column(col, overflow="fold",
+                         justify="right" if col in cols[5:10] else "left")
+    for r in rows:
+        table.add_row(*[_clock(r[c]) if c in ("started", "finished") else str(r[c] or "")
+                        for c in cols])
+    report.console.print(table)
+    if not rows:
+        report.console.print("no runs yet (digest run --once, or start the daemon)")
+
+
+def _clock(iso: str | None) -> str:
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S UTC") if iso else "—"
+
+
+def journal_rows(config: Config, day: date) -> list[dict[str, Any]]:
+    store = pipeline.open_store(config)
+    try:
+        rows = store.deliveries(day)
+    finally:
+        store.close()
+    return [{"email": d.email, "status": d.status, "variant": d.variant, "attempts": d.attempts,
+             "message_id": d.message_id, "last_error": d.last_error,
+             "updated": d.updated.isoformat() if d.updated else None} for d in rows]
+
+
+def print_journal(day: date, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=f"Delivery journal for {day.isoformat()}")
+    for col in ("email", "status", "attempts", "message id", "last error"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["email"], r["status"], str(r["attempts"]), r["message_id"] or "",
+                      r["last_error"] or "")
+    report.console.print(table)
+    counts = Counter(r["status"] for r in rows)
+    report.console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                         or "nobody journaled for that day")
