@@ -46,7 +46,13 @@ def run_demo(config: Config, folder: Path) -> list[Path]:
     for path in files:
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         parts = [p.get_content_type() for p in msg.walk() if not p.is_multipart()]
-        click.echo(f"  {path}  to={msg['To']}  {msg.get_content_type()} [{', '.join(parts)}]")
+        html = msg.get_body(("html",))
+        # What Gmail measures against its ~102 KB clip: the encoded HTML part.
+        size = f"html {len(html.as_bytes()) / 1024:.0f} KB" if html is not None else "no html"
+        unsub = "List-Unsubscribe+Post" if msg["List-Unsubscribe"] and \
+            msg["List-Unsubscribe-Post"] else "NO List-Unsubscribe"
+        click.echo(f"  {path}\n      to={msg['To']}  {msg.get_content_type()} "
+                   f"[{', '.join(parts)}]  {size}  {unsub}")
     click.echo(f"demo: {len(files)} messages delivered to {outbox}/ "
                f"in {time.monotonic() - started:.1f} s "
                f"(open one with any mail client, or: digest --config {config.path} preview)")

@@ -53,22 +53,25 @@ def run_rows(config: Config, limit: int) -> list[dict[str, Any]]:
 
 
 def print_runs(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="Recent runs")
+    table = Table(title="Recent runs (times in UTC)")
     cols = ("started", "finished", "group", "kind", "status", "collected", "selected", "sent",
             "deferred", "failed", "note")
     for col in cols:
         table.add_column(col, overflow="fold",
                          justify="right" if col in cols[5:10] else "left")
     for r in rows:
-        table.add_row(*[_clock(r[c]) if c in ("started", "finished") else str(r[c] or "")
-                        for c in cols])
+        table.add_row(*[_cell(c, r[c]) for c in cols])
     report.console.print(table)
     if not rows:
         report.console.print("no runs yet (digest run --once, or start the daemon)")
 
 
-def _clock(iso: str | None) -> str:
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S UTC") if iso else "—"
+def _cell(col: str, value: Any) -> str:
+    if col in ("started", "finished"):
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+    if col == "group":
+        return "all" if value == "*" else value or "default"
+    return "" if value is None else str(value)
 
 
 def journal_rows(config: Config, day: date) -> list[dict[str, Any]]:
