@@ -7,14 +7,11 @@ holds the message bytes exactly as they arrived in DATA.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import logging
-import os
 import re
 import signal
 import socket
-import tempfile
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +22,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from digest.errors import DeliveryError
+from digest.files import write_atomic
+from digest.listen import bind_listener
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ class _Handler:
         self.received += 1
         path = self.folder / _file_name(self.received, rcpts[0] if rcpts else "")
         try:
-            _write_atomically(path, data)
+            write_atomic(path, data)
         except OSError as e:
             log.error("cannot write %s: %s", path, e.strerror)
             return "451 4.3.0 cannot store the message right now"
@@ -60,18 +59,6 @@ def _file_name(seq: int, rcpt: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     who = _UNSAFE.sub("_", rcpt).strip("._")[:80] or "unknown"
     return f"{stamp}-{seq:05d}-{who}.eml"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    # A mail client or test watching the folder must never see half a message.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _BoundController(Controller):
@@ -140,24 +127,7 @@ class Catcher:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    except socket.gaierror:
-        raise DeliveryError(f"cannot listen on {host}:{port}: unknown host",
-                            hint="pass --host 127.0.0.1") from None
-    sock = socket.socket(family, kind, proto)
-    try:
-        # As asyncio does: a restart must not wait for old connections in TIME_WAIT.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-        sock.listen(100)
-    except OSError as e:
-        sock.close()
-        if e.errno == errno.EADDRINUSE:
-            raise DeliveryError(f"cannot listen on {host}:{port}: address in use",
-                                hint="pass --port") from None
-        raise DeliveryError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock = bind_listener(host, port, error=DeliveryError, backlog=100)
     sock.setblocking(False)
     return sock
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import logging
 import re
@@ -45,6 +44,7 @@ from digest import preview_checks as checks
 from digest import subscribers as subs
 from digest.config import Config
 from digest.errors import DigestError
+from digest.listen import bind_listener
 from digest.preview_live import BadRequest, Live, View, fingerprint
 from digest.store import Store
 
@@ -286,32 +286,6 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind and listen now, so 'address in use' is a clear error before uvicorn starts,
-    and so a browser opened right away waits in the backlog instead of failing."""
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    except socket.gaierror as e:
-        raise DigestError(f"cannot listen on {host}:{port}: {e.strerror}",
-                          hint="pass --host 127.0.0.1") from None
-    sock = socket.socket(family, kind, proto)
-    # As uvicorn does: a restart may reuse a port still in TIME_WAIT. A live
-    # listener still makes bind fail on Linux and macOS.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(addr)
-        sock.listen(128)
-    except OSError as e:
-        sock.close()
-        if e.errno == errno.EADDRINUSE:
-            raise DigestError(f"cannot listen on {host}:{port}: address in use",
-                              hint="pass --port") from None
-        raise DigestError(f"cannot listen on {host}:{port}: {e.strerror}",
-                          hint="pass --host 127.0.0.1 or --port") from None
-    return sock
-
-
 def url_for(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
     if ":" in shown:
@@ -321,7 +295,7 @@ def url_for(host: str, port: int) -> str:
 
 def serve(config: Config, *, host: str, port: int, open_browser: bool) -> None:
     """Serve the preview until Ctrl-C. Raises DigestError if the port is taken."""
-    sock = _listen(host, port)
+    sock = bind_listener(host, port)
     try:
         server = Server(create_app(config, host=host), host=host, port=port)
         url = url_for(host, port)

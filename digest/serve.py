@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import html
 import logging
 import socket
@@ -36,6 +35,7 @@ from digest import pipeline, render, tokens
 from digest import subscribers_admin as admin
 from digest.config import Config
 from digest.errors import DigestError
+from digest.listen import bind_listener
 from digest.message import from_domain
 from digest.models import Personal, Rendered
 from digest.store import Store
@@ -280,23 +280,8 @@ def _page(site: Site, title: str, body: str, *, status: int = 200) -> HTMLRespon
 
 def listen(host: str, port: int) -> socket.socket:
     """Bind now, so 'address in use' is one clear line before uvicorn starts."""
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    except socket.gaierror as e:
-        raise DigestError(f"cannot listen on {host}:{port}: {e.strerror}",
-                          hint="set [serve] host or pass --host 127.0.0.1") from None
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(addr)
-        sock.listen(128)
-    except OSError as e:
-        sock.close()
-        reason = "address in use" if e.errno == errno.EADDRINUSE else e.strerror
-        raise DigestError(f"cannot listen on {host}:{port}: {reason}",
-                          hint="set [serve] port or pass --port") from None
-    return sock
+    return bind_listener(host, port, host_hint="set [serve] host or pass --host 127.0.0.1",
+                         port_hint="set [serve] port or pass --port")
 
 
 def serve(config: Config, *, host: str, port: int) -> None:
