@@ -151,3 +151,18 @@ def test_second_daemon_refuses_and_sighup_reloads(tmp_path: Path, feed_server: F
     assert proc.returncode == 0, err
     assert "reloaded" in err
     assert re.search(r"next run for Asia/Tokyo \(1 subscribers\): \S+T08:15:00\+09:00", out), out
+
+
+def test_json_logs_carry_the_run_id(tmp_path: Path, feed_server: FeedServer,
+                                    smtp_server: SmtpServer) -> None:
+    config = make_project(tmp_path, feed_server, smtp_server.port)
+    proc = digest_cli(config, "--log-format", "json", "-v", "run", "--once")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    assert records, proc.stderr
+    assert all({"time", "level", "logger", "run_id", "message"} <= set(r) for r in records)
+    run_ids = {r["run_id"] for r in records if r["run_id"] != "-"}
+    assert len(run_ids) == 1
+    (run_id,) = run_ids
+    status = json.loads(digest_cli(config, "status", "--json").stdout)
+    assert status[0]["run_id"] == run_id and status[0]["sent"] == 3

@@ -129,3 +129,26 @@ def test_tokyo_group_gets_its_own_edition(tmp_path: Path, feed_server: FeedServe
     # Berlin's group sends its own edition at its own 07:00, eight hours later.
     schedule.run_group(str(config), "", now=datetime(2026, 11, 28, 7, 0, 1, tzinfo=BERLIN))
     assert len(smtp_server.received) == 1  # Berlin's only demo subscriber is paused
+
+
+def test_one_group_failing_does_not_stop_the_next(tmp_path: Path, feed_server: FeedServer,
+                                                  smtp_server: SmtpServer,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from tests.peers import free_port
+
+    config = make_project(tmp_path, feed_server, free_port())  # nothing listens there
+    tokyo_morning = datetime(2026, 11, 28, 7, 0, 1, tzinfo=TOKYO)
+    schedule.run_group(str(config), "Asia/Tokyo", now=tokyo_morning)  # must not raise
+    assert any("run failed" in r.getMessage() and "connection refused" in r.getMessage().lower()
+               for r in caplog.records)
+    config.write_text(config.read_text().replace(
+        f"port = {_smtp_port(config)}", f"port = {smtp_server.port}"))
+    new_york = datetime(2026, 11, 28, 7, 0, 1, tzinfo=ZoneInfo("America/New_York"))
+    schedule.run_group(str(config), "America/New_York", now=new_york)
+    assert [r for m in smtp_server.received for r in m.rcpt_tos] == ["grace@example.com"]
+    store = Store.open(configuration.load(config).db_path)
+    assert [r["status"] for r in store.recent_runs()] == ["ok", "failed"]
+
+
+def _smtp_port(config: Path) -> int:
+    return configuration.load(config).smtp.port
