@@ -21,7 +21,7 @@ from digest import rank as ranker
 from digest.config import Config
 from digest.models import Selection
 from digest.pipeline import Copy
-from digest.render import PLACEHOLDERS, body_sections
+from digest.render import PLACEHOLDERS, PREHEADER_MAX, SUBJECT_MAX, body_sections
 
 Level = Literal["ok", "info", "warn", "error"]
 
@@ -30,10 +30,10 @@ Level = Literal["ok", "info", "warn", "error"]
 GMAIL_CLIP_BYTES = 102 * 1024
 SIZE_WARN_BYTES = 90 * 1024
 # Desktop inboxes show roughly 70-80 characters of a subject, phones 35-40.
-SUBJECT_LIMIT = 78
+SUBJECT_LIMIT = SUBJECT_MAX  # the subject render builds stays within this
 SUBJECT_MOBILE = 40
 # Clients show 40-130 characters of preheader after the subject, depending on width.
-PREHEADER_LIMIT = 130
+PREHEADER_LIMIT = PREHEADER_MAX
 _TOKEN = re.compile(r"__dgst_[a-z]+_[0-9a-f]+__")
 
 

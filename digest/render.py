@@ -53,7 +53,10 @@ PLACEHOLDERS: dict[str, str] = {
 }
 _TOKEN_MARK = "__dgst_"
 
-SUBJECT_MAX = 90
+# Most inboxes cut a subject after about 78 characters and show about 130 of the
+# preheader; `digest preview` warns past the same limits.
+SUBJECT_MAX = 78
+PREHEADER_MAX = 130
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEXT_WIDTH = 78
 
@@ -80,7 +83,7 @@ def make_subject(name: str, day_text: str, lead: Story | None) -> str:
     return f"{head}: {clip(lead.lead.title, max(room, 20))}"
 
 
-def make_preheader(selection: Selection, limit: int = 140) -> str:
+def make_preheader(selection: Selection, limit: int = PREHEADER_MAX) -> str:
     titles = [one_line(s.lead.title) for s in selection.stories[:3]]
     return clip(" · ".join(titles), limit)
 
