@@ -31,11 +31,15 @@ paraphrases that share no rare word. Work grows with the day's size, not its squ
 
 from __future__ import annotations
 
+import gc
 import math
-from collections import defaultdict
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 
@@ -69,6 +73,24 @@ MAX_POSTING = 30  # a word in more articles than this is too common to block on
 LEX_MIN = 0.05  # a blocked pair without a shared name needs this much word overlap
 LSH_BANDS = 10  # more bands find more paraphrases; more bits per band, fewer false pairs
 LSH_MAX_BUCKET = 40
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a day is read and clustered.
+
+    A 20k-article day makes millions of small containers (word sets, pair lists),
+    none in a cycle: reference counting frees them all, but every generation
+    scan the allocations trigger walks them again, which cost a third of the
+    run. The collector's previous state is restored on the way out.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 @dataclass
@@ -135,11 +157,12 @@ def cluster(articles: Sequence[Article],
     n = len(articles)
     if n < 2:
         return [[a] for a in articles]
-    day = _prepare(articles, sigs)
-    i, j, lexnum, keynum = _blocked_pairs(day)
-    i, j, lexnum, keynum = _add_lsh_pairs(day, i, j, lexnum, keynum)
-    scores = _score_pairs(day, i, j, lexnum, keynum)
-    groups = _link(day, i, j, scores)
+    with paused_gc():
+        day = _prepare(articles, sigs)
+        i, j, lexnum, keynum = _blocked_pairs(day)
+        i, j, lexnum, keynum = _add_lsh_pairs(day, i, j, lexnum, keynum)
+        scores = _score_pairs(day, i, j, lexnum, keynum)
+        groups = _link(day, i, j, scores)
     return [[articles[k] for k in sorted(g)] for g in groups]
 
 
@@ -157,19 +180,28 @@ def _prepare(articles: Sequence[Article], given: Sequence[Signature] | None = No
     vec = vec - mean
     lengths = np.linalg.norm(vec, axis=1, keepdims=True)
     vec = vec / np.where(lengths > 0, lengths, 1.0)
-    df: dict[str, int] = defaultdict(int)
-    for s in sigs:
-        for w in s.words:
-            df[w] += 1
+    df = Counter(chain.from_iterable(s.words for s in sigs))
     # +10: in a small day every word is "rare"; this keeps IDF from overrating them.
     idf = {w: math.log((n + 10) / (c + 0.5)) for w, c in df.items()}
-    norm = np.array([math.sqrt(sum(idf[w] ** 2 for w in s.words)) for s in sigs])
-    key_mass = np.array([sum(idf[k] for k in s.keys) for s in sigs])
+    # Per-article sums by bincount: it adds in input order, as a Python sum would.
+    norm = np.sqrt(_per_article_sum(sigs, "words", idf, square=True))
+    key_mass = _per_article_sum(sigs, "keys", idf)
     hours = np.array([a.published.timestamp() / 3600.0 for a in articles])
     feed_ids: dict[str, int] = {}
     feed = np.array([feed_ids.setdefault(a.feed_url, len(feed_ids)) for a in articles])
     return _Day(sigs=sigs, vec=vec, english=english, hours=hours, feed=feed, idf=idf, df=dict(df),
                 norm=norm, key_mass=key_mass, cap=max(MAX_POSTING, n // 1000))
+
+
+def _per_article_sum(sigs: Sequence[Signature], field: str, idf: dict[str, float],
+                     square: bool = False) -> np.ndarray:
+    """Σ idf (or idf²) over each signature's ``field`` set."""
+    sets = [getattr(s, field) for s in sigs]
+    owner = np.repeat(np.arange(len(sets)), np.fromiter(map(len, sets), np.int64, len(sets)))
+    weights = np.fromiter(map(idf.__getitem__, chain.from_iterable(sets)), np.float64,
+                          len(owner))
+    return np.bincount(owner, weights=weights * weights if square else weights,
+                       minlength=len(sets))
 
 
 @lru_cache(maxsize=512)
@@ -181,31 +213,16 @@ def _triu(size: int) -> tuple[np.ndarray, np.ndarray]:
 def _blocked_pairs(day: _Day, min_lex: float = LEX_MIN
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pairs sharing a rarer word or name, with their summed IDF² and name IDF."""
-    postings: dict[str, list[int]] = defaultdict(list)
-    key_postings: dict[str, list[int]] = defaultdict(list)
-    for k, s in enumerate(day.sigs):
-        for w in s.words:
-            postings[w].append(k)
-        for w in s.keys:
-            key_postings[w].append(k)
     parts_i: list[np.ndarray] = []
     parts_j: list[np.ndarray] = []
     parts_lex: list[np.ndarray] = []
     parts_key: list[np.ndarray] = []
-    for table, is_key in ((postings, False), (key_postings, True)):
-        for w, ids in table.items():
-            if len(ids) < 2 or day.df[w] > day.cap:
-                continue
-            a, b = _triu(len(ids))
-            arr = np.asarray(ids, dtype=np.int64)
-            parts_i.append(arr[a])
-            parts_j.append(arr[b])
-            weight = day.idf[w]
-            parts_lex.append(np.zeros(len(a)) if is_key else np.full(len(a), weight * weight))
-            parts_key.append(np.full(len(a), weight) if is_key else np.zeros(len(a)))
-    if not parts_i:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0), np.zeros(0)
+    for field, is_key in (("words", False), ("keys", True)):
+        pi, pj, weight = _posting_pairs(day, field)
+        parts_i.append(pi)
+        parts_j.append(pj)
+        parts_lex.append(np.zeros(len(pi)) if is_key else weight * weight)
+        parts_key.append(weight if is_key else np.zeros(len(pi)))
     n = len(day.sigs)
     codes = np.concatenate(parts_i) * n + np.concatenate(parts_j)
     uniq, inverse = np.unique(codes, return_inverse=True)
@@ -217,6 +234,44 @@ def _blocked_pairs(day: _Day, min_lex: float = LEX_MIN
     lex = lexnum / np.maximum(day.norm[i] * day.norm[j], 1e-9)
     keep = (keynum > 0) | (lex >= min_lex)
     return i[keep], j[keep], lexnum[keep], keynum[keep]
+
+
+def _posting_pairs(day: _Day, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of articles sharing a word (or name) of ``field`` that is rare
+    enough to block on, with that word's IDF: per word in order of first
+    appearance, its articles' pairs in row-major order (the order the sums over
+    shared words are taken in, so they come out the same every run).
+
+    The pairs of all words with postings of one size are made in one numpy
+    step, then put in place, instead of a Python loop over the day's words.
+    """
+    sets = [getattr(s, field) for s in day.sigs]
+    lengths = np.fromiter(map(len, sets), np.int64, len(sets))
+    owner = np.repeat(np.arange(len(sets), dtype=np.int64), lengths)
+    vocab = {w: k for k, w in enumerate(dict.fromkeys(chain.from_iterable(sets)))}
+    ids = np.fromiter(map(vocab.__getitem__, chain.from_iterable(sets)), np.int64, len(owner))
+    owner = owner[np.argsort(ids, kind="stable")]  # grouped by word, articles in order
+    counts = np.bincount(ids, minlength=len(vocab))
+    starts = np.cumsum(counts) - counts
+    df = np.fromiter(map(day.df.__getitem__, vocab), np.int64, len(vocab))
+    idf = np.fromiter(map(day.idf.__getitem__, vocab), np.float64, len(vocab))
+    used = np.flatnonzero((counts >= 2) & (df <= day.cap))
+    n_pairs = counts[used] * (counts[used] - 1) // 2
+    offsets = np.cumsum(n_pairs) - n_pairs
+    total = int(n_pairs.sum())
+    out_i = np.empty(total, np.int64)
+    out_j = np.empty(total, np.int64)
+    out_w = np.empty(total, np.float64)
+    for size in np.unique(counts[used]).tolist():
+        group = counts[used] == size
+        words = used[group]
+        members = owner[starts[words][:, None] + np.arange(size)]
+        a, b = _triu(size)
+        at = (offsets[group][:, None] + np.arange(len(a))).ravel()
+        out_i[at] = members[:, a].ravel()
+        out_j[at] = members[:, b].ravel()
+        out_w[at] = np.repeat(idf[words], len(a))
+    return out_i, out_j, out_w
 
 
 def _add_lsh_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
@@ -271,35 +326,53 @@ def _score_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
     scores[dt > WINDOW_HOURS] = -1.0
     # The contradiction check is per pair in Python; it can only lower a score,
     # so only pairs that would otherwise merge need it.
-    for k in np.flatnonzero(scores >= 0):
-        scores[k] -= penalty(day.sigs[i[k]], day.sigs[j[k]])
+    merging = np.flatnonzero(scores >= 0)
+    sigs = day.sigs
+    scores[merging] -= np.array([penalty(sigs[a], sigs[b]) for a, b in
+                                 zip(i[merging].tolist(), j[merging].tolist(), strict=True)],
+                                dtype=np.float64)
     return scores
 
 
 def _link(day: _Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[list[int]]:
     """Average-link agglomeration, best pair first, only over pairs scoring ≥ 0."""
     n = len(day.sigs)
-    known = dict(zip((i * n + j).tolist(), scores.tolist(), strict=True))
+    # Scored pairs are looked up by bisection in their sorted codes: building a
+    # dict of every candidate pair costs more than the few lookups linking makes.
+    codes = i * n + j
+    order = np.argsort(codes, kind="stable")
+    code_list, score_list = codes[order].tolist(), scores[order].tolist()
+    size = len(code_list)
+    known: dict[int, float] = {}  # pairs blocking did not propose, once scored
 
     def pair(x: int, y: int) -> float:
         if x > y:
             x, y = y, x
         code = x * n + y
+        at = bisect_left(code_list, code)
+        if at < size and code_list[at] == code:
+            return score_list[at]
         got = known.get(code)
         if got is None:
             got = known[code] = day.score(x, y)
         return got
 
-    def cohesion(group: list[int]) -> float:
-        pairs = [(x, y) for pos, x in enumerate(group) for y in group[pos + 1:]]
-        return sum(pair(x, y) for x, y in pairs) / len(pairs)
+    cohesions: dict[int, float] = {}  # by group owner, dropped when the group grows
+
+    def cohesion(owner_id: int) -> float:
+        got = cohesions.get(owner_id)
+        if got is None:
+            group = members[owner_id]
+            pairs = [(x, y) for pos, x in enumerate(group) for y in group[pos + 1:]]
+            got = cohesions[owner_id] = sum(pair(x, y) for x, y in pairs) / len(pairs)
+        return got
 
     members: dict[int, list[int]] = {k: [k] for k in range(n)}
     owner = list(range(n))
-    for k in np.argsort(-scores, kind="stable"):
-        if scores[k] < 0:
-            break
-        a, b = owner[int(i[k])], owner[int(j[k])]
+    ranked = np.argsort(-scores, kind="stable")
+    ranked = ranked[:int(np.count_nonzero(scores >= 0))]  # the best first, down to 0
+    for x0, y0 in zip(i[ranked].tolist(), j[ranked].tolist(), strict=True):
+        a, b = owner[x0], owner[y0]
         if a == b:
             continue
         ga, gb = members[a], members[b]
@@ -307,11 +380,13 @@ def _link(day: _Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[l
             cross = sum(pair(x, y) for x in ga for y in gb) / (len(ga) * len(gb))
             if cross < LINK:
                 continue
-            if min(len(ga), len(gb)) > 1 and cross < min(cohesion(ga), cohesion(gb)) - GAP:
+            if min(len(ga), len(gb)) > 1 and cross < min(cohesion(a), cohesion(b)) - GAP:
                 continue  # two tight groups that are much less alike than each is inside
         if len(ga) < len(gb):
             a, b, ga, gb = b, a, gb, ga
         for x in gb:
             owner[x] = a
         ga.extend(members.pop(b))
+        cohesions.pop(a, None)
+        cohesions.pop(b, None)
     return list(members.values())

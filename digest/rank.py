@@ -56,6 +56,12 @@ def rank(articles: Iterable[Article], config: Config, *, now: datetime, day: dat
 
     ``exclude`` holds article ids nobody may get again (already sent).
     """
+    with clustering.paused_gc():  # see there: the day's many small objects hold no cycles
+        return _rank(articles, config, now=now, day=day, exclude=exclude)
+
+
+def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: date,
+          exclude: set[int] | None) -> Ranked:
     sel = config.selection
     exclude = exclude or set()
     cutoff = now - timedelta(hours=sel.max_age_hours) if sel.max_age_hours else None

@@ -132,3 +132,28 @@ def test_variants_follow_subscriber_topics(tmp_path: Path) -> None:
     assert any("world" in s.topics for s in sel.stories)
     assert not any("world" in s.topics and "tech" not in s.topics
                    for sec in narrowed.sections if sec.topic == "tech" for s in sec.stories)
+
+
+def test_signatures_read_the_whole_day_at_once() -> None:
+    """The day is read in one pass: text ends, empty articles, German and a
+    headline in title case must each be read as the per-text rules say."""
+    from digest.textsig import signatures
+
+    shouting, empty, german, plain = signatures([
+        art("Alpha", "Central Bank Raises Rates", 1,
+            "The bank lifted its rate to 3.75%. Officials at Norges Bank said 4,000 jobs"),
+        art("Beta", "", 1, ""),
+        art("Beta", "Quake\x00Hits x² zone", 1,
+            "Die Regierung und die Polizei sagten, dass Brüssel nicht"),
+        art("Gamma", "Norges Bank holds", 1, "Analysts expected Norges Bank to hold."),
+    ])
+    # "Bank" is capitalised inside sentences three times, lower-case once: a name.
+    # In the title-case headline capitals say nothing, yet a name stays a name.
+    assert shouting.keys == {"norge", "bank", "3.75", "4000"}
+    assert shouting.title_keys == {"bank"} and not shouting.title_numbers
+    assert shouting.embed_text == "Central Bank Raises Rates. The bank lifted its rate to 3.75%."
+    assert (empty.words, empty.keys, empty.lang) == (frozenset(), frozenset(), "en")
+    # A NUL splits words like any separator; "x²" is no number; German nouns are no names.
+    assert german.lang == "de" and not german.keys
+    assert german.words == {"quake", "hit", "zone", "regierung", "polizei", "sagten", "brussel"}
+    assert plain.title_keys == {"norge", "bank"}
