@@ -526,32 +526,6 @@ class Store:
                     for email, variant in recipients[i:i + 5000]])
             return int(conn.execute(count).scalar_one()) - before
 
-    def claim(self, day: date, email: str, worker: str, now: datetime | None = None,
-              stale_after: float = 600.0) -> bool:
-        """Atomically take a row to send. False if another sender has it or it is done.
-
-        A row left in 'sending' by a crashed process is reclaimed after
-        ``stale_after`` seconds: that is the one window that can repeat a message.
-        """
-        now = now or _now()
-        stale = datetime.fromtimestamp(now.timestamp() - stale_after, UTC)
-        due = (deliveries.c.status == "pending") | (
-            (deliveries.c.status == "deferred")
-            & ((deliveries.c.next_attempt.is_(None))
-               | (deliveries.c.next_attempt <= now))
-        ) | (
-            (deliveries.c.status == "sending")
-            & (deliveries.c.claimed_at < stale)
-        )
-        with self.begin() as conn:
-            res = conn.execute(
-                update(deliveries)
-                .where((deliveries.c.day == day.isoformat()) & (deliveries.c.email == email) & due)
-                .values(status="sending", claimed_by=worker, claimed_at=now, updated=now,
-                        attempts=deliveries.c.attempts + 1)
-            )
-            return bool(res.rowcount)
-
     def finish(self, day: date, email: str, status: DeliveryStatus, *,
                message_id: str | None = None, error: str | None = None,
                next_attempt: datetime | None = None, now: datetime | None = None) -> None:

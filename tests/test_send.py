@@ -95,18 +95,6 @@ def statuses(store: Store) -> dict[str, str]:
     return {d.email: d.status for d in store.deliveries(DAY)}
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def server_tls(ca: trustme.CA) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(ctx)
-    return ctx
-
-
 @pytest.fixture
 def ca_file(tmp_path: Path, ca: trustme.CA) -> str:
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))

@@ -76,18 +76,6 @@ class FaultyHandler(_Handler):
         return await super().handle_DATA(server, session, envelope)
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def server_tls(ca: trustme.CA) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(ctx)
-    return ctx
-
-
 @pytest.fixture
 def faulty(server_tls: ssl.SSLContext) -> Iterator[tuple[SmtpServer, FaultyHandler]]:
     server = SmtpServer(tls_context=server_tls, require_starttls=True, auth=("digest", "pw"))

@@ -4,9 +4,6 @@ mail through aiosmtpd, the real `digest send` afterwards."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,10 +19,9 @@ from digest import pipeline, serve
 from digest import subscribers as subs
 from digest.config import Config
 from tests.peers import FeedServer, SmtpServer, free_port
+from tests.test_e2e import FEEDS, digest, make_project
 
 REPO = Path(__file__).resolve().parents[1]
-FEEDS = ["harbour-herald.xml", "northern-ledger.atom", "civic-wire.rdf", "byte-street.xml",
-         "meridian-science.atom"]
 
 
 class Server:
@@ -54,24 +50,11 @@ class Server:
 
 @pytest.fixture
 def project(tmp_path: Path, feed_server: FeedServer, smtp_server: SmtpServer) -> Iterator[Path]:
-    port = free_port()
-    text = (REPO / "config.toml").read_text()
-    for name in FEEDS:
-        text = text.replace(f'url = "feeds/{name}"', f'url = "{feed_server.url(name)}"')
-    text = text.replace("port = 2525", f"port = {smtp_server.port}")
-    text = text.replace('templates = "templates"', f'templates = "{REPO / "templates"}"')
-    text = text.replace('base_url = "http://127.0.0.1:8025"',
-                        f'base_url = "http://127.0.0.1:{port}"')
-    (tmp_path / "config.toml").write_text(text)
-    shutil.copytree(REPO / "subscribers", tmp_path / "subscribers")
-    yield tmp_path / "config.toml"
-
-
-def digest(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, cwd=config.parent)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+    config = make_project(tmp_path, feed_server, smtp_server.port)
+    # Unsubscribe links must point at the `digest serve` this test starts.
+    config.write_text(config.read_text().replace(
+        'base_url = "http://127.0.0.1:8025"', f'base_url = "http://127.0.0.1:{free_port()}"'))
+    yield config
 
 
 def cli(config: Path, *args: str) -> Result:
