@@ -21,8 +21,6 @@ from digest.config import Config
 from tests.peers import FeedServer, SmtpServer, free_port
 from tests.test_e2e import FEEDS, digest, make_project
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 class Server:
     """`digest serve`'s app in a real uvicorn, on a real socket, in a thread."""
