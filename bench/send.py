@@ -1,16 +1,17 @@
 """Delivery rate of `digest send` against Postfix's smtp-sink on loopback.
 
-    .venv/bin/python bench/send.py [--messages 10000] [--baseline 400]
+    .venv/bin/python bench/send.py [--messages 10000] [--baseline 400] [--repeat 2]
                                    [--memory-subscribers 100000]
 
 The real digest: the shared corpus's feeds collected, ranked and rendered (~70 KB
 a message), personalised per subscriber and sent through pipeline.send_digest:
 journal planned, rows claimed, outcomes committed, exactly as `digest send`.
 
-ceiling:   smtp-source -s 8 -m N -l SIZE (C, 8 sessions) against the same sink.
+ceiling:   smtp-source -s 8 -m N -l SIZE (C, 8 sessions) against the same sink,
+           best of three.
 baseline:  smtplib, one connection per message, each built by the email package
            (what a naive mailer does); run on a sample, its rate is what counts.
-digest:    4 pooled connections, without and with RSA-2048 DKIM.
+digest:    4 pooled connections, without and with RSA-2048 DKIM, best of --repeat.
 memory:    peak RSS of a separate process sending to a 100,000-subscriber list.
 
 Targets (issue 6): >= 50% of the ceiling without DKIM, >= 35% with DKIM,
@@ -152,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--baseline", type=int, default=400)
+    parser.add_argument("--repeat", type=int, default=2, help="digest runs of each kind")
     parser.add_argument("--memory-subscribers", type=int, default=100_000)
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -187,18 +189,28 @@ def run(root: Path, port: int, args: argparse.Namespace) -> None:
     print(f"digest: {len(digest.stories)} stories, {size:,} bytes a message; "
           f"{n:,} messages to smtp-sink on 127.0.0.1")
 
-    top = ceiling(port, n, size)
-    print(f"ceiling   smtp-source -s 8 -m {n} -l {size}: {top:8,.0f} msg/s")
+    # smtp-source's own rate swings by a third from run to run on this 2-core
+    # machine; the best of three is the bar (the hardest one for digest to reach).
+    tops = [ceiling(port, n, size) for _ in range(3)]
+    top = max(tops)
+    print(f"ceiling   smtp-source -s 8 -m {n} -l {size}: {top:8,.0f} msg/s "
+          f"(best of {', '.join(f'{t:,.0f}' for t in tops)})")
     base = baseline(port, config, rendered, args.baseline)
     print(f"baseline  smtplib, a connection per message ({args.baseline} sent): "
           f"{base:8,.0f} msg/s")
-    plain, secs, _ = send_run(root, port, rendered, n, dkim=False, tag="plain")
-    print(f"digest    4 connections, no DKIM: {plain:8,.0f} msg/s ({secs:.1f} s)  "
-          f"{plain / top:5.0%} of ceiling (target 50%), {plain / base:5.1f}x baseline "
-          f"(target 10x)")
-    signed, secs, _ = send_run(root, port, rendered, n, dkim=True, tag="dkim")
-    print(f"digest    4 connections, DKIM rsa-2048: {signed:8,.0f} msg/s ({secs:.1f} s)  "
-          f"{signed / top:5.0%} of ceiling (target 35%), {signed / base:5.1f}x baseline")
+    runs = args.repeat
+    plains = [send_run(root, port, rendered, n, dkim=False, tag=f"plain{i}")[0]
+              for i in range(runs)]
+    plain = max(plains)
+    print(f"digest    4 connections, no DKIM: {plain:8,.0f} msg/s (best of "
+          f"{', '.join(f'{r:,.0f}' for r in plains)})  {plain / top:5.0%} of ceiling "
+          f"(target 50%), {plain / base:5.1f}x baseline (target 10x)")
+    signeds = [send_run(root, port, rendered, n, dkim=True, tag=f"dkim{i}")[0]
+               for i in range(runs)]
+    signed = max(signeds)
+    print(f"digest    4 connections, DKIM rsa-2048: {signed:8,.0f} msg/s (best of "
+          f"{', '.join(f'{r:,.0f}' for r in signeds)})  {signed / top:5.0%} of ceiling "
+          f"(target 35%), {signed / base:5.1f}x baseline")
 
     (root / "rendered.json").write_text(json.dumps(asdict(rendered)))
     m = args.memory_subscribers

@@ -31,6 +31,7 @@ from functools import lru_cache
 
 import idna
 
+from digest.clean import CleanMessage, clean_piece
 from digest.config import Config
 from digest.models import MailFormat, Personal, Rendered, Subscriber
 from digest.qp import CRLF, SOFT, body_text, qp_line, qp_text
@@ -161,6 +162,7 @@ class PreparedMessage:
     fmt: MailFormat
     test: bool
     pieces: tuple[bytes | int, ...]  # static bytes; int = value slot (<0: headers)
+    clean: bool = False  # every static piece is clean_piece(): see digest.clean
 
     def bytes_for(self, subscriber: Subscriber, personal: Personal, *, now: datetime,
                   message_id: str | None = None) -> bytes:
@@ -190,7 +192,12 @@ class PreparedMessage:
             _date_header(now),
             to_header(subscriber.name, subscriber.email).encode("ascii"),
         ]
-        return b"".join([values[p] if isinstance(p, int) else p for p in self.pieces])
+        out = b"".join([values[p] if isinstance(p, int) else p for p in self.pieces])
+        # The quoted-printable values (the first eight) are clean by construction;
+        # the header lines depend on the subscriber's name, so they are checked.
+        if self.clean and all(clean_piece(v) for v in values[2 * _HTML_OFFSET:]):
+            return CleanMessage(out)
+        return out
 
 
 @lru_cache(maxsize=1024)
@@ -242,7 +249,7 @@ def prepare(config: Config, rendered: Rendered, *, day: date, fmt: MailFormat,
                  f"Content-Transfer-Encoding: quoted-printable{CRLF}")
     if fmt == "text":
         pieces += [part_head.format("plain"), CRLF, *_encode_part(rendered.text, 0)]
-        return PreparedMessage(config, rendered, day, fmt, test, _merge(pieces))
+        return _prepared(config, rendered, day, fmt, test, pieces)
     # '=_' cannot occur in quoted-printable output, so no body line can match it.
     boundary = f"=_digest_{secrets.token_hex(12)}"
     pieces += [f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}',
@@ -250,4 +257,11 @@ def prepare(config: Config, rendered: Rendered, *, day: date, fmt: MailFormat,
                *_encode_part(rendered.text, 0), f"{CRLF}--{boundary}{CRLF}",
                part_head.format("html"), CRLF, *_encode_part(rendered.html, _HTML_OFFSET),
                f"{CRLF}--{boundary}--{CRLF}"]
-    return PreparedMessage(config, rendered, day, fmt, test, _merge(pieces))
+    return _prepared(config, rendered, day, fmt, test, pieces)
+
+
+def _prepared(config: Config, rendered: Rendered, day: date, fmt: MailFormat, test: bool,
+              pieces: list[str | int]) -> PreparedMessage:
+    merged = _merge(pieces)
+    clean = all(clean_piece(p) for p in merged if isinstance(p, bytes))
+    return PreparedMessage(config, rendered, day, fmt, test, merged, clean)

@@ -132,7 +132,7 @@ async def deliver(config: Config, store: Store, day: date, outgoing: Iterable[Ou
     run = sendrun.Run(
         config=config, store=store, day=day, now=now, on_progress=on_progress,
         worker=worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
-        settings=await pool.settings(config, password), signer=_signing(config),
+        settings=await pool.settings(config, password), signer=await _signing(config),
         limiter=_limiter(config, store, now()),
         sender=parseaddr(config.newsletter.from_address)[1],
         queue=asyncio.Queue(maxsize=smtp.connections * 2),
@@ -146,7 +146,7 @@ async def deliver(config: Config, store: Store, day: date, outgoing: Iterable[Ou
         await sendrun.run_all(run, iter(outgoing))
     finally:
         if run.signer is not None:
-            run.signer.close()
+            await run.signer.close()
     if run.error is not None:
         raise run.error
     if run.fatal is not None:
@@ -165,10 +165,13 @@ async def deliver(config: Config, store: Store, day: date, outgoing: Iterable[Ou
     return report
 
 
-def _signing(config: Config) -> dkim.SigningPool | None:
+async def _signing(config: Config) -> dkim.SigningPool | None:
     signer = dkim.load(config)
-    # Two signing threads keep a second core busy with RSA while the loop sends.
-    return dkim.SigningPool(signer, threads=2) if signer else None
+    if signer is None:
+        return None
+    signing = dkim.SigningPool(signer)
+    await signing.start()
+    return signing
 
 
 def _limiter(config: Config, store: Store, at: datetime) -> RateLimiter:

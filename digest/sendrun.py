@@ -19,6 +19,7 @@ import aiosmtplib
 
 from digest import dkim
 from digest import smtp_pool as pool
+from digest.clean import CleanMessage
 from digest.config import Config
 from digest.errors import DeliveryError
 from digest.models import Delivery, DeliveryStatus
@@ -329,10 +330,12 @@ async def _send(run: Run, conn: _Connection, job: Job) -> None:
 async def _prepare(run: Run, job: Job) -> tuple[bytes, str]:
     """(the DATA payload, the Message-ID) of a job's message."""
     domain = run.sender.rpartition("@")[2] or None
-    data, message_id = pool.message_bytes(job.item.build(), domain)
+    built = job.item.build()
+    data, message_id = pool.message_bytes(built, domain)
     if run.signer is not None:
         data = await run.signer.sign(data)
-    return pool.dot_stuffed(data), message_id
+    # Headers added since (Message-ID, DKIM-Signature) never start a line with '.'.
+    return pool.dot_stuffed(data, clean=isinstance(built, CleanMessage)), message_id
 
 
 class _Stop(Exception):

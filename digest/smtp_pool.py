@@ -22,6 +22,7 @@ from typing import TypeVar
 import aiosmtplib
 from aiosmtplib import SMTPResponse
 
+from digest.clean import CleanMessage
 from digest.config import Config, SmtpConfig
 from digest.errors import DeliveryError
 
@@ -168,6 +169,8 @@ async def quit_client(client: aiosmtplib.SMTP | None) -> None:
 
 def crlf(data: bytes) -> bytes:
     """``data`` with every line ending CRLF; a no-op scan (C speed) when it already is."""
+    if isinstance(data, CleanMessage):
+        return data
     pairs = data.count(b"\r\n")
     if data.count(b"\n") == pairs and data.count(b"\r") == pairs:
         return data
@@ -190,12 +193,16 @@ def message_bytes(built: bytes | EmailMessage, domain: str | None) -> tuple[byte
     return f"Message-ID: {mid}\r\n".encode("ascii") + data, mid
 
 
-def dot_stuffed(data: bytes) -> bytes:
-    """The DATA payload: lines starting with '.' doubled, ended by CRLF.CRLF (RFC 5321)."""
-    if b"\r\n." in data:
-        data = data.replace(b"\r\n.", b"\r\n..")
-    if data.startswith(b"."):
-        data = b"." + data
+def dot_stuffed(data: bytes, *, clean: bool = False) -> bytes:
+    """The DATA payload: lines starting with '.' doubled, ended by CRLF.CRLF (RFC 5321).
+
+    ``clean``: no line of ``data`` starts with '.' (see digest.clean): skip the scan.
+    """
+    if not clean:
+        if b"\r\n." in data:
+            data = data.replace(b"\r\n.", b"\r\n..")
+        if data.startswith(b"."):
+            data = b"." + data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"

@@ -176,3 +176,70 @@ def test_relaxed_body_canonicalisation_matches_dkimpy() -> None:
         tail = rng.choice(["", "\r\n", "\r\n\r\n", " ", "\r\n \r\n", "\t\r\n"])
         body = ("\r\n".join(lines) + tail).encode()
         assert _relaxed_body(body) == dkimpy.RelaxedCanonicalization.canonicalize_body(body)
+
+
+def test_clean_messages_skip_canonicalisation_and_agree_with_dkimpy(tmp_path: Path) -> None:
+    from digest.clean import CleanMessage
+    from digest.dkim import _relaxed_body
+
+    config = make_config(tmp_path, b"")
+    raw = digest_bytes(config)  # RENDERED has runs of blanks and a tab: all QP-escaped now
+    assert isinstance(raw, CleanMessage)
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert _relaxed_body(body, clean=True) == \
+        dkimpy.RelaxedCanonicalization.canonicalize_body(body)
+
+
+def _signing_processes() -> list[int]:
+    """Pids of this process's digest.dkim_worker children."""
+    import os
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == os.getpid() and b"digest.dkim_worker" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_signing_process_that_dies_leaves_the_rest_pending(
+        tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
+    import os
+    import signal
+
+    from digest.errors import DeliveryError
+
+    with SmtpServer() as server:
+        config = make_config(tmp_path, pem(rsa_key), port=server.port)
+        store = Store.open(tmp_path / "digest.db")
+        people = [f"r{i}@example.com" for i in range(40)]
+        store.plan_deliveries(DAY, [(e, "all") for e in people])
+        outgoing = [Outgoing(e, lambda e=e: digest_bytes(config, e, "Reader"))  # type: ignore[misc]
+                    for e in people]
+        killed: list[int] = []
+
+        def kill_the_signer(delivery: object) -> None:
+            if not killed:
+                killed.extend(_signing_processes())
+                for pid in killed:
+                    os.kill(pid, signal.SIGKILL)
+
+        with pytest.raises(DeliveryError, match="DKIM signing process stopped"):
+            await deliver(config, store, DAY, outgoing, on_progress=kill_the_signer)
+        assert len(killed) == 1
+        counts = store.delivery_counts(DAY)
+        assert counts.get("failed", 0) == 0 and counts.get("sending", 0) == 0
+        first = len(server.received)
+        assert 1 <= first < len(people) and counts["sent"] == first
+        report = await deliver(config, store, DAY, outgoing)  # a new signer; the rest go
+        store.close()
+        assert report.sent == len(people) - first
+        assert sorted(m.rcpt_tos[0] for m in server.received) == sorted(people)
+        assert not _signing_processes()  # none left behind
