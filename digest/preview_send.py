@@ -78,10 +78,10 @@ async def deliver_test(config: Config, message: EmailMessage, to: str,
     if signer is not None:
         data = signer.sign(data)
     settings = await pool.settings(config, password)
-    client = await pool.open_client(settings)
+    session = await pool.open_session(settings)
     where = settings.where
     try:
-        outcome = await pool.transact(client, sender_address, [to], pool.dot_stuffed(data),
+        outcome = await pool.transact(session, sender_address, [to], pool.dot_stuffed(data),
                                       settings.smtp.timeout)
     except pool.SenderRefused as e:
         raise DeliveryError(f"{where}: sender {sender_address!r} refused: {e}",
@@ -89,7 +89,7 @@ async def deliver_test(config: Config, message: EmailMessage, to: str,
     except (aiosmtplib.SMTPException, OSError) as e:
         raise DeliveryError(f"{where}: test not sent: {pool.reason(e)}") from None
     finally:
-        await pool.quit_client(client)
+        await pool.quit_session(session, settings.smtp.timeout)
     reply = outcome.refused.get(to) or outcome.reply
     if reply is None or reply.code != 250:
         code, text = (reply.code, reply.message) if reply else (554, "no reply")

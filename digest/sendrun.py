@@ -205,43 +205,43 @@ class _Connection:
 
     def __init__(self, run: Run) -> None:
         self.run = run
-        self.client: aiosmtplib.SMTP | None = None
+        self.session: pool.Session | None = None
         self.used = 0
 
-    async def ready(self) -> aiosmtplib.SMTP:
+    async def ready(self) -> pool.Session:
         run = self.run
-        if self.client is not None and self.client.is_connected \
+        if self.session is not None and self.session.is_connected \
                 and self.used < run.settings.smtp.messages_per_connection:
-            return self.client
+            return self.session
         await self.close()
         if run.proven:
-            self.client = await self._reopen()
+            self.session = await self._reopen()
         else:
             async with run.gate:
                 if run.fatal is not None:
                     raise run.fatal
                 try:
-                    self.client = await pool.open_client(run.settings)
+                    self.session = await pool.open_session(run.settings)
                 except DeliveryError as e:
                     run.fatal = e
                     raise
                 run.proven = True
         self.used = 0
-        return self.client
+        return self.session
 
-    async def _reopen(self) -> aiosmtplib.SMTP:
+    async def _reopen(self) -> pool.Session:
         # The server worked before: a failed reconnect may be a restart or a burst
         # limit, so try a few times before this connection gives up.
         for delay in (0.5, 2.0):
             try:
-                return await pool.open_client(self.run.settings)
+                return await pool.open_session(self.run.settings)
             except DeliveryError:
                 await asyncio.sleep(delay)
-        return await pool.open_client(self.run.settings)
+        return await pool.open_session(self.run.settings)
 
     async def close(self) -> None:
-        await pool.quit_client(self.client)
-        self.client = None
+        await pool.quit_session(self.session, self.run.settings.smtp.timeout)
+        self.session = None
 
 
 async def _work(run: Run) -> None:
@@ -276,7 +276,7 @@ async def _send(run: Run, conn: _Connection, job: Job) -> None:
         return
     await run.limiter.acquire()
     try:
-        client = await conn.ready()
+        session = await conn.ready()
     except DeliveryError as e:
         if run.proven and run.fatal is None:
             # The server worked and now refuses this connection: the row is due again
@@ -293,7 +293,7 @@ async def _send(run: Run, conn: _Connection, job: Job) -> None:
     conn.used += 1
     # From here on, a crash leaves the row 'sending': it may or may not have arrived.
     try:
-        outcome = await pool.transact(client, run.sender, [email], payload,
+        outcome = await pool.transact(session, run.sender, [email], payload,
                                       run.settings.smtp.timeout)
     except pool.SenderRefused as e:
         code, text = e.reply.code, e.reply.message

@@ -3,8 +3,9 @@ errors, and a mail transaction that writes prepared bytes straight to the socket
 
 aiosmtplib's ``sendmail`` runs two regex passes over every message inside DATA
 (line endings, dot-stuffing): about half its CPU on a 70 KB digest. Our bytes are
-CRLF already, so ``transact`` checks that with C-speed ``bytes`` methods, stuffs
-dots only when a line starts with one, and issues DATA itself on the connection.
+CRLF already, so ``transact`` checks that with C-speed ``bytes`` methods (or skips
+it for digest.clean messages), stuffs dots only when a line starts with one, and
+runs the transaction on a pipelining ``smtp_session.Session``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from aiosmtplib import SMTPResponse
 from digest.clean import CleanMessage
 from digest.config import Config, SmtpConfig
 from digest.errors import DeliveryError
+from digest.smtp_session import Outcome, SenderRefused, Session
+
+__all__ = ["Outcome", "SenderRefused", "Session", "Settings", "connect_error", "crlf",
+           "dot_stuffed", "message_bytes", "open_client", "open_session", "quit_client",
+           "quit_session", "reason", "settings", "tls_context", "transact"]
 
 log = logging.getLogger(__name__)
 
@@ -210,84 +216,47 @@ def dot_stuffed(data: bytes, *, clean: bool = False) -> bytes:
 
 # -- one transaction -----------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Outcome:
-    """The server's word on one transaction: per-recipient refusals, and the DATA reply."""
-
-    refused: dict[str, SMTPResponse]
-    reply: SMTPResponse | None  # None when every recipient was refused (no DATA sent)
-
-
-class SenderRefused(Exception):
-    def __init__(self, reply: SMTPResponse) -> None:
-        super().__init__(f"{reply.code} {reply.message}")
-        self.reply = reply
+async def open_session(s: Settings) -> Session:
+    """open_client(), then the connection handed to a pipelining Session."""
+    client = await open_client(s)
+    try:
+        return Session.take(client)
+    except aiosmtplib.SMTPServerDisconnected as e:
+        raise connect_error(s, e) from None
 
 
-async def transact(client: aiosmtplib.SMTP, sender: str, recipients: list[str],
+async def quit_session(session: Session | None, timeout: float) -> None:
+    if session is not None:
+        await session.quit(timeout)
+
+
+async def transact(session: Session, sender: str, recipients: list[str],
                    payload: bytes, timeout: float) -> Outcome:
     """MAIL, RCPT each, DATA with ``payload`` (already dot-stuffed, ending CRLF.CRLF).
 
     Raises SenderRefused for a MAIL reply other than 250, aiosmtplib's
     SMTPServerDisconnected/SMTPTimeoutError when the connection fails (the caller
-    closes it). A refused recipient does not raise: it is in ``Outcome.refused``.
+    closes it), ValueError for an address SMTP cannot carry (before anything is
+    written). A refused recipient does not raise: it is in ``Outcome.refused``.
     """
     options: list[str] = []
     if not (sender.isascii() and all(r.isascii() for r in recipients)):
-        if not client.supports_extension("smtputf8"):
+        if not session.supports("smtputf8"):
             no = SMTPResponse(553, "5.6.7 the server does not offer SMTPUTF8 for a non-ASCII "
                                    "address")
             return Outcome(dict.fromkeys(recipients, no), None)
         options.append("SMTPUTF8")
-    if not payload.isascii() and client.supports_extension("8bitmime"):
+    if not payload.isascii() and session.supports("8bitmime"):
         options.append("BODY=8BITMIME")
     encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
-    opts = [o.encode("ascii") for o in options]
-    # MAIL and RCPT issued directly: aiosmtplib's mail()/rcpt() re-parse every address
-    # with the email package (~0.1 ms each); ours are validated long before.
-    reply = await client.execute_command(b"MAIL", b"FROM:" + _path(sender, encoding), *opts,
-                                         timeout=timeout)
-    if reply.code != 250:
-        await _reset(client, timeout)
-        raise SenderRefused(reply)
-    refused: dict[str, SMTPResponse] = {}
-    for rcpt in recipients:
-        reply = await client.execute_command(b"RCPT", b"TO:" + _path(rcpt, encoding),
-                                             timeout=timeout)
-        if reply.code not in (250, 251):
-            refused[rcpt] = reply
-    if len(refused) == len(recipients):
-        await _reset(client, timeout)
-        return Outcome(refused, None)
-    start = await client.execute_command(b"DATA", timeout=timeout)
-    if start.code != 354:
-        await _reset(client, timeout)
-        return Outcome(refused, start)
-    protocol = client.protocol
-    if protocol is None:
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    # Write and wait with no await in between: aiosmtplib drops reply bytes that
-    # arrive while nobody is reading.
-    protocol.write(payload)
-    try:
-        reply = await protocol.read_response(timeout=timeout)
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
-        client.close()
-        raise
-    return Outcome(refused, reply)
+    # Addresses are written as they are: aiosmtplib's mail()/rcpt() would re-parse
+    # each with the email package (~0.1 ms); ours were validated long before.
+    return await session.transact(
+        _path(sender, encoding), [(r, _path(r, encoding)) for r in recipients],
+        [o.encode("ascii") for o in options], payload, timeout)
 
 
 def _path(address: str, encoding: str) -> bytes:
     if any(c in address for c in "<>\r\n\0 "):
         raise ValueError(f"unsafe address for SMTP: {address!r}")
     return b"<" + address.encode(encoding) + b">"
-
-
-async def _reset(client: aiosmtplib.SMTP, timeout: float) -> None:
-    # RSET after a failed transaction, so the next MAIL starts clean; a server that
-    # hangs up (421) is noticed by the next message, which reconnects.
-    if client.is_connected:
-        try:
-            await client.rset(timeout=timeout)
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()

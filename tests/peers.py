@@ -101,6 +101,16 @@ class Received:
 class _Handler:
     received: list[Received] = field(default_factory=list)
     reject: dict[str, str] = field(default_factory=dict)  # rcpt -> "550 ..." reply
+    # Offer PIPELINING, as Postfix, Exim and the big providers do (aiosmtpd reads
+    # pipelined commands in order but does not say so); False tests the other path.
+    pipelining: bool = True
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:

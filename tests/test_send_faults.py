@@ -20,7 +20,7 @@ import pytest
 import trustme
 
 from digest.send import Outgoing, deliver
-from digest.smtp_pool import open_client, settings, transact
+from digest.smtp_pool import open_session, settings, transact
 from digest.store import Store
 from tests.peers import SmtpServer, _Handler
 from tests.test_send import DAY, SENDER, config
@@ -76,10 +76,12 @@ class FaultyHandler(_Handler):
         return await super().handle_DATA(server, session, envelope)
 
 
-@pytest.fixture
-def faulty(server_tls: ssl.SSLContext) -> Iterator[tuple[SmtpServer, FaultyHandler]]:
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
+def faulty(request: pytest.FixtureRequest,
+           server_tls: ssl.SSLContext) -> Iterator[tuple[SmtpServer, FaultyHandler]]:
     server = SmtpServer(tls_context=server_tls, require_starttls=True, auth=("digest", "pw"))
-    handler = FaultyHandler(unknown={PEOPLE[7], PEOPLE[42], PEOPLE[199]})
+    handler = FaultyHandler(unknown={PEOPLE[7], PEOPLE[42], PEOPLE[199]},
+                            pipelining=request.param)
     server.handler = server.controller.handler = handler
     with server:
         yield server, handler
@@ -152,17 +154,17 @@ async def test_a_partly_refused_recipient_list(tmp_path: Path, ca: trustme.CA,
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     cfg = config(tmp_path, server.port, security="starttls", ca_file="ca.pem",
                  username="digest")
-    client = await open_client(await settings(cfg, "pw"))
+    session = await open_session(await settings(cfg, "pw"))
     try:
         rcpts = [PEOPLE[0], PEOPLE[7], PEOPLE[1]]  # PEOPLE[7] is unknown: 550
-        outcome = await transact(client, SENDER, rcpts, message(PEOPLE[0]) + b".\r\n", 10)
+        outcome = await transact(session, SENDER, rcpts, message(PEOPLE[0]) + b".\r\n", 10)
         assert outcome.reply is not None and outcome.reply.code == 250
         assert {k: v.code for k, v in outcome.refused.items()} == {PEOPLE[7]: 550}
         # All refused: no DATA, the session is reset and usable for the next message.
-        outcome = await transact(client, SENDER, [PEOPLE[7]], b"x\r\n.\r\n", 10)
+        outcome = await transact(session, SENDER, [PEOPLE[7]], b"x\r\n.\r\n", 10)
         assert outcome.reply is None and set(outcome.refused) == {PEOPLE[7]}
-        outcome = await transact(client, SENDER, [PEOPLE[2]], message(PEOPLE[2]) + b".\r\n", 10)
+        outcome = await transact(session, SENDER, [PEOPLE[2]], message(PEOPLE[2]) + b".\r\n", 10)
         assert outcome.reply is not None and outcome.reply.code == 250
     finally:
-        client.close()
+        session.close()
     assert [r.rcpt_tos for r in server.received] == [[PEOPLE[0], PEOPLE[1]], [PEOPLE[2]]]
