@@ -1,4 +1,5 @@
-"""The sender process the crash test kills: ``python -m tests.crash_sender DB PORT N``.
+"""The sender process the crash test kills: ``python -m tests.crash_sender DB PORT N``
+(DKIM-signed, so kills also land on its signing process).
 
 It sends the day's journal to N subscribers, as `digest send` would, and prints
 "sending" at the first reply so the test can aim its SIGKILL into the send.
@@ -25,9 +26,24 @@ def message(email: str) -> bytes:
             f"Message-ID: <{email.replace('@', '.')}@example.org>\r\n\r\n{body}").encode()
 
 
+def dkim_key(path: Path) -> Path:
+    """An RSA key for the run, made by the first sender: kills land while it signs too."""
+    if not path.exists():
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return path
+
+
 def main(db: str, port: int, n: int) -> None:
     config = from_dict({
         "newsletter": {"from": f"Daily Selection <{SENDER}>"},
+        "dkim": {"selector": "crash", "private_key_file": str(dkim_key(Path(db).parent
+                                                                       / "dkim.pem"))},
         "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "connections": 4,
                  "timeout": 10, "retry_first": 0.05, "retry_within_run": 30,
                  "rate_per_second": 400},

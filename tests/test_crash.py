@@ -33,6 +33,25 @@ def start(db: Path, port: int) -> subprocess.Popen[str]:
     return proc
 
 
+def signers_left(wait: float = 5.0) -> list[str]:
+    """digest.dkim_worker processes still alive after ``wait`` seconds (each should
+    see EOF on its stdin once its sender is gone, and exit)."""
+    deadline = time.monotonic() + wait
+    while True:
+        alive = [p.name for p in Path("/proc").iterdir() if p.name.isdigit()
+                 and b"digest.dkim_worker" in _cmdline(p)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_sigkill_loses_nobody_and_repeats_only_messages_in_flight(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rng = random.Random(20251)
@@ -58,6 +77,7 @@ def test_sigkill_loses_nobody_and_repeats_only_messages_in_flight(
 
     rows = store.deliveries(DAY)
     store.close()
+    assert not signers_left(), "a killed sender left its DKIM signing process behind"
     assert set(copies) == set(everyone)  # nobody lost
     assert {d.status for d in rows} == {"sent"}
     duplicated = {e: n - 1 for e, n in copies.items() if n > 1}
