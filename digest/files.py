@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -13,7 +14,13 @@ if TYPE_CHECKING:
     from digest.pipeline import Copy
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Temp file in the same folder + fsync + rename: a crash never leaves half a file.
+
+    The file keeps the mode it had (a new one gets the umask's). ``exclusive``:
+    the file must not exist yet; FileExistsError if another writer created it
+    meanwhile (nothing is written then).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -22,10 +29,34 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes 0600 files; keep the mode the file had (or a normal one).
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        if exclusive:
+            try:
+                os.link(tmp, path)  # fails if someone created the file meanwhile
+            except FileExistsError:
+                raise
+            except OSError:
+                os.replace(tmp, path)  # a filesystem without hard links
+        else:
+            os.replace(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_copy(copy: Copy, out_dir: Path) -> list[Path]:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from typing import Any
 import tomlkit
 
 from digest.errors import SubscriberError
+from digest.files import write_atomic
 from digest.models import MailFormat, SubscriberStatus
 from digest.subscribers import DEFAULT_FILE, check_timezone, header_lines, load, normalise_email
 
@@ -113,44 +112,11 @@ def commit(snap: Snapshot, text: str) -> None:
 
 
 def _write_atomic(path: Path, data: bytes, *, create: bool) -> None:
-    """Temp file in the same folder + fsync + rename: a crash never leaves half a file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise SubscriberError(f"{path.parent}: cannot write here: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes 0600 files; keep the mode the file had (or a normal one).
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
-        os.chmod(tmp, mode)
-        if create:
-            try:
-                os.link(tmp, path)  # fails if someone created the file meanwhile
-            except FileExistsError:
-                raise FileChanged(f"{path} appeared while it was being written; "
-                                  "nothing written", hint="run the command again") from None
-            except OSError:
-                os.replace(tmp, path)  # a filesystem without hard links
-        else:
-            os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        write_atomic(path, data, exclusive=create)
+    except FileExistsError:
+        raise FileChanged(f"{path} appeared while it was being written; nothing written",
+                          hint="run the command again") from None
 
 
 def edit(path: Path, change: Callable[[str], str], *, attempts: int = 3) -> bool:
