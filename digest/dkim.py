@@ -269,9 +269,7 @@ class SigningPool:
 
     async def sign(self, message: bytes) -> bytes:
         """``message`` with its DKIM-Signature header prepended."""
-        if self._proc is None:
-            await self.start()
-        assert self._proc is not None and self._proc.stdin is not None
+        assert self._proc is not None and self._proc.stdin is not None, "start() first"
         if self._dead is not None:
             raise DeliveryError(self._dead, hint="see the log above; rerun to send the rest")
         unsigned, data = self.signer.to_sign(*self.signer.prepare(message))
