@@ -29,7 +29,7 @@ from digest.feedparse import parse_feed
 from digest.fetch import USER_AGENT, Fetched, Fetcher, FetchError, Limits, size_text
 from digest.models import Feed, FeedResult
 from digest.parsepool import ParsePool
-from digest.store import FeedState, Store
+from digest.store import FeedOutcome, FeedState, Store
 
 if TYPE_CHECKING:
     from digest.config import Config
@@ -53,10 +53,50 @@ class _Run:
     # time, and a commit never blocks the event loop that fetches the other feeds.
     writer: ThreadPoolExecutor
     parser: ParsePool
+    saver: _Saver
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.writer, functools.partial(fn, *args, **kwargs))
+
+    async def save(self, outcome: FeedOutcome) -> int:
+        """Record one feed's outcome; how many of its articles were new."""
+        return await self.saver.save(outcome)
+
+
+class _Saver:
+    """Feed outcomes written in batches: whatever finished while the last batch was
+    being committed goes into the next transaction, so a burst of feeds costs a
+    few commits, not two per feed. Runs on the event loop; SQL on the writer thread."""
+
+    def __init__(self, store: Store, writer: ThreadPoolExecutor, now: datetime) -> None:
+        self.store, self.writer, self.now = store, writer, now
+        self.pending: list[tuple[FeedOutcome, asyncio.Future[int]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def save(self, outcome: FeedOutcome) -> int:
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.pending.append((outcome, done))
+        if self.task is None:
+            self.task = asyncio.create_task(self._drain())
+        return await done
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    new = await loop.run_in_executor(
+                        self.writer, self.store.save_outcomes, [o for o, _ in batch], self.now)
+                except Exception as e:  # every feed of the batch hears of it
+                    for _, done in batch:
+                        done.set_exception(e)
+                else:
+                    for (_, done), n in zip(batch, new, strict=True):
+                        done.set_result(n)
+        finally:
+            self.task = None
 
 
 async def collect(feeds: Sequence[Feed], store: Store, *, now: datetime | None = None,
@@ -85,7 +125,8 @@ async def collect(feeds: Sequence[Feed], store: Store, *, now: datetime | None =
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="digest-store") as writer:
             async with Fetcher(limits, client) as fetcher:
-                run = _Run(store, fetcher, states, now, max_bytes, writer, parser)
+                run = _Run(store, fetcher, states, now, max_bytes, writer, parser,
+                           _Saver(store, writer, now))
                 results = await asyncio.gather(*(_one(f, run, on_result) for f in feeds))
     finally:
         parser.close()
@@ -138,8 +179,8 @@ async def _collect_one(feed: Feed, run: _Run) -> FeedResult:
             log.warning("%s: moved permanently to %s (update config.toml)", feed.name,
                         fetched.moved_to)
         if fetched.body is None:
-            await run.db(run.store.record_feed, feed.url, feed.name, "not_modified",
-                         now=run.now, moved_to=fetched.moved_to)
+            await run.save(FeedOutcome(feed.url, feed.name, "not_modified",
+                                       moved_to=fetched.moved_to))
             return FeedResult(feed=feed.name, url=feed.url, status="not_modified",
                               moved_to=moved_to)
         # A feed seen before is mostly items we have: those are counted, not reworked.
@@ -152,15 +193,14 @@ async def _collect_one(feed: Feed, run: _Run) -> FeedResult:
     except FeedError as e:
         gone = isinstance(e, FetchError) and e.gone
         wait = e.retry_after if isinstance(e, FetchError) else None
-        await run.db(run.store.record_feed, feed.url, feed.name, "error", error=e.message,
-                     now=run.now, dead=gone, retry_after=wait)
+        await run.save(FeedOutcome(feed.url, feed.name, "error", error=e.message, dead=gone,
+                                   retry_after=wait))
         log.warning("%s: %s", feed.name, e.message)
         return FeedResult(feed=feed.name, url=feed.url, status="error", error=e.message,
                           moved_to=state.moved_to)
-    new = await run.db(run.store.add_articles, articles, run.now)
-    await run.db(run.store.record_feed, feed.url, feed.name, "ok", etag=fetched.etag,
-                 last_modified=fetched.last_modified, now=run.now,
-                 moved_to=fetched.moved_to, items=items)
+    new = await run.save(FeedOutcome(
+        feed.url, feed.name, "ok", articles, etag=fetched.etag,
+        last_modified=fetched.last_modified, moved_to=fetched.moved_to, items=items))
     log.debug("%s: %d items, %d new", feed.name, items, new)
     return FeedResult(feed=feed.name, url=feed.url, status="ok", items=items, new=new,
                       moved_to=moved_to)

@@ -17,7 +17,7 @@ import pytest
 from digest import __version__, config, report
 from digest.collect import collect, collect_for, collect_sync
 from digest.models import Article, Feed, FeedResult
-from digest.store import Store
+from digest.store import FeedOutcome, Store
 from tests.conftest import REPO
 from tests.peers import FeedServer, Route, free_port
 
@@ -403,6 +403,32 @@ def test_dedup_by_guid_url_and_source_title(store: Store) -> None:
             summary="The senate now takes it up."),
     ], NOW) == 4
     assert sorted(a.guid for a in store.articles_since(None)) == ["1", "4", "5", "6", "7"]
+
+
+def test_outcomes_saved_together_count_new_articles_per_feed(store: Store) -> None:
+    """The collector commits several feeds at once: each feed's own new count still
+    comes back, a URL two feeds share is new only for the first, and a failed feed's
+    health is recorded in the same transaction."""
+    def art(feed: str, guid: str, url: str) -> Article:
+        return Article(feed_url=feed, source=feed, guid=guid, url=url, title=f"Story {guid}",
+                       summary=f"What happened in story {guid}.",
+                       published=datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+
+    a, b = "https://a.example/rss", "https://b.example/rss"
+    new = store.save_outcomes([
+        FeedOutcome(a, "A", "ok", [art(a, "1", "https://x.example/1"),
+                                   art(a, "2", "https://x.example/2")], etag='"a1"', items=2),
+        FeedOutcome(b, "B", "ok", [art(b, "1", "https://x.example/2"),  # A's URL
+                                   art(b, "3", "https://x.example/3")], items=2),
+        FeedOutcome("https://c.example/rss", "C", "error", error="HTTP 500"),
+    ], NOW)
+    assert new == [2, 1, 0]
+    states = {s.url: s for s in store.feed_states()}
+    assert states[a].etag == '"a1"' and states[a].last_items == 2
+    assert states["https://c.example/rss"].failures == 1
+    assert states["https://c.example/rss"].last_error == "HTTP 500"
+    assert store.save_outcomes([FeedOutcome(a, "A", "ok", [art(a, "1", "https://x.example/1")])],
+                               NOW) == [0]
 
 
 async def test_collect_for_prunes_after_keep_days(tmp_path: Path, feed_server: FeedServer,
