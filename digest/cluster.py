@@ -44,9 +44,9 @@ from itertools import chain
 import numpy as np
 
 from digest.background import MEAN
-from digest.embed import embedder
+from digest.embed import Pending, embed_async
 from digest.models import Article
-from digest.textsig import Signature, signatures
+from digest.textsig import Signature, embed_text, signatures
 
 # Pair score weights (see the module docstring). Set on tests/data/clustering/.
 W_COS = 1.0
@@ -149,16 +149,25 @@ def _combine(cos: np.ndarray, lex: np.ndarray, names: np.ndarray, dt: np.ndarray
     return np.where(english, same_lang, cross) - W_HOURS * dt / 24.0 - W_SAME_FEED * same_feed
 
 
-def cluster(articles: Sequence[Article],
-            sigs: Sequence[Signature] | None = None) -> list[list[Article]]:
+def start_vectors(articles: Sequence[Article]) -> Pending:
+    """Start the articles' sentence vectors (in the embedding worker for a large
+    day): call it before reading the signatures, and the two overlap."""
+    return embed_async([embed_text(a) for a in articles])
+
+
+def cluster(articles: Sequence[Article], sigs: Sequence[Signature] | None = None,
+            vectors: Pending | None = None) -> list[list[Article]]:
     """Group articles about the same event; each group in input order.
 
-    ``sigs`` are the articles' signatures when the caller already has them."""
+    ``sigs`` are the articles' signatures and ``vectors`` their sentence vectors
+    (from ``start_vectors``) when the caller already has them."""
     n = len(articles)
     if n < 2:
+        if vectors is not None:
+            vectors.result()
         return [[a] for a in articles]
     with paused_gc():
-        day = _prepare(articles, sigs)
+        day = _prepare(articles, sigs, vectors)
         i, j, lexnum, keynum = _blocked_pairs(day)
         i, j, lexnum, keynum = _add_lsh_pairs(day, i, j, lexnum, keynum)
         scores = _score_pairs(day, i, j, lexnum, keynum)
@@ -166,10 +175,13 @@ def cluster(articles: Sequence[Article],
     return [[articles[k] for k in sorted(g)] for g in groups]
 
 
-def _prepare(articles: Sequence[Article], given: Sequence[Signature] | None = None) -> _Day:
+def _prepare(articles: Sequence[Article], given: Sequence[Signature] | None = None,
+             vectors: Pending | None = None) -> _Day:
+    if vectors is None:
+        vectors = start_vectors(articles)
     sigs = list(given) if given is not None else signatures(articles)
+    vec = vectors.result()
     n = len(sigs)
-    vec = embedder().embed([s.embed_text for s in sigs])
     english = np.array([s.lang == "en" for s in sigs])
     # Centre on the day's mean, blended with a typical day's mean while the day is
     # small: two articles centred on their own mean would point in opposite ways.

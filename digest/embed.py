@@ -6,13 +6,26 @@ tokenize every text through the HF tokenizer and pad each batch, which costs
 ~0.2 ms a headline; a day has few distinct words, so this module tokenizes each
 distinct whitespace-separated chunk once and pools the cached token sums, giving
 the same mean-pooled vector for a fraction of the cost.
+
+A large day is embedded in a worker process (``embed_async``), so that the
+tokenizer and the pooling run on the other core while the caller reads the
+day's signatures: the two together were the largest part of ranking a day, and
+a thread would hold the GIL against the signatures' Python. The worker gets the
+token table and the tokenizer from this process (it never loads the model) and
+keeps its own chunk cache; ``forget`` empties both caches.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Sequence
-from itertools import chain
+from itertools import chain, count
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +73,8 @@ class Embedder:
 
     MAX_CHUNKS = 48  # a headline and its first sentence; longer texts are cut here
 
-    def __init__(self) -> None:
-        self._table, self._tokenizer = _parts()
+    def __init__(self, parts: tuple[np.ndarray, Tokenizer] | None = None) -> None:
+        self._table, self._tokenizer = parts or _parts()
         # Row 0 is the empty chunk, used as padding.
         self._index: dict[str, int] = {"": 0}
         self._sums = np.zeros((1, DIM), np.float32)
@@ -129,3 +142,164 @@ def embedder() -> Embedder:
     if _shared is None:
         _shared = Embedder()
     return _shared
+
+
+# -- the worker process ---------------------------------------------------------
+
+WORKER_MIN_TEXTS = 1000  # fewer texts embed here: the round trip would cost more than it saves
+
+
+class Pending:
+    """Sentence vectors on their way: from the worker, or computed here on demand."""
+
+    def __init__(self, texts: Sequence[str], worker: _Worker | None,
+                 ticket: int | None) -> None:
+        self._texts, self._worker, self._ticket = texts, worker, ticket
+        self._vectors: np.ndarray | None = None
+
+    def result(self) -> np.ndarray:
+        """The vectors (one row per text, as ``Embedder.embed``); waits for the worker."""
+        if self._vectors is None:
+            got = None
+            if self._worker is not None and self._ticket is not None:
+                got = self._worker.receive(self._ticket, len(self._texts))
+            self._worker = None
+            self._vectors = got if got is not None else embedder().embed(self._texts)
+        return self._vectors
+
+
+def embed_async(texts: Sequence[str]) -> Pending:
+    """Start embedding ``texts`` (in the worker process when the day is large and
+    there is a core to spare); ``result()`` on the answer gives the vectors.
+
+    One request is in the worker at a time: a new one makes an earlier answer
+    nobody collected be thrown away (its ``result()`` then embeds here)."""
+    worker = _worker() if len(texts) >= WORKER_MIN_TEXTS else None
+    ticket = worker.submit(texts) if worker is not None else None
+    return Pending(texts, worker, ticket)
+
+
+def warm() -> None:
+    """Load the model and start the worker, as a long-running process does once."""
+    _parts()
+    _worker()
+
+
+def forget() -> None:
+    """Empty the chunk caches, here and in the worker: the next day starts cold."""
+    global _shared
+    _shared = None
+    if _pool is not None:
+        _pool.forget()
+
+
+class _Worker:
+    """One worker process and the pipe to it; requests are answered in order."""
+
+    def __init__(self) -> None:
+        table, tokenizer = _parts()
+        # A plain child interpreter over a socket pair (not multiprocessing's
+        # spawn, which re-runs the caller's main script in the child).
+        ours, theirs = socket.socketpair()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+        entry = f"from digest.embed import _child; _child({theirs.fileno()})"
+        try:
+            self._process = subprocess.Popen([sys.executable, "-c", entry],
+                                             pass_fds=(theirs.fileno(),),
+                                             stdin=subprocess.DEVNULL, env=env)
+        finally:
+            theirs.close()
+        self._conn = Connection(ours.detach())
+        self._conn.send((table, tokenizer.to_str()))
+        self._io = threading.Lock()
+        self._tickets = count()
+        self._waiting: int | None = None  # the ticket whose answer is still in the pipe
+        self.alive = True
+
+    def submit(self, texts: Sequence[str]) -> int | None:
+        with self._io:
+            if not self.alive:
+                return None
+            try:
+                self._drain()
+                self._conn.send(("embed", list(texts)))
+            except _BROKEN:
+                self.alive = False
+                return None
+            self._waiting = next(self._tickets)
+            return self._waiting
+
+    def receive(self, ticket: int, rows: int) -> np.ndarray | None:
+        """The answer to ``ticket``; None if it was thrown away or the worker failed."""
+        with self._io:
+            if ticket != self._waiting or not self.alive:
+                return None
+            self._waiting = None
+            out = np.empty((rows, DIM), np.float32)
+            try:
+                if self._conn.recv_bytes_into(out.data.cast("B")) != out.nbytes:
+                    raise OSError("short answer from the embedding worker")
+            except _BROKEN:
+                self.alive = False
+                return None
+            return out
+
+    def forget(self) -> None:
+        with self._io:
+            try:
+                self._drain()
+                self._conn.send(("forget", None))
+            except _BROKEN:
+                self.alive = False
+
+    def _drain(self) -> None:
+        if self._waiting is not None:
+            self._waiting = None
+            self._conn.recv_bytes()
+
+
+_BROKEN = (OSError, EOFError, ValueError, multiprocessing.BufferTooShort)
+
+
+_pool: _Worker | None = None
+_pool_lock = threading.Lock()
+
+
+def _worker() -> _Worker | None:
+    """The worker process, started on first use. None on a single core, and once a
+    worker has failed: from then on this process embeds by itself."""
+    global _pool
+    if len(os.sched_getaffinity(0)) < 2:
+        return None
+    with _pool_lock:
+        if _pool is None:
+            try:
+                _pool = _Worker()
+            except OSError:
+                return None
+    return _pool if _pool.alive else None
+
+
+def _child(fd: int) -> None:
+    """The worker process's entry point."""
+    _serve(Connection(fd))
+
+
+def _serve(conn: Connection) -> None:
+    """The worker's loop: token table and tokenizer first, then requests until EOF."""
+    table, tokenizer_json = conn.recv()
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    tokenizer.no_padding()
+    parts = (table, tokenizer)
+    local = Embedder(parts)
+    while True:
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError):
+            return
+        if kind == "forget":
+            local = Embedder(parts)
+        else:
+            conn.send_bytes(np.ascontiguousarray(local.embed(payload)).data.cast("B"))

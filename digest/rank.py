@@ -69,9 +69,10 @@ def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: da
             if a.id not in exclude and (cutoff is None or a.published >= cutoff)]
     feeds = {f.url: f for f in config.feeds}
     matcher = TopicMatcher(config)
+    vectors = clustering.start_vectors(pool)  # on the other core while signatures are read
     sigs = signatures(pool)  # read once: clustering, topics and diversity share them
     sig_of = {id(a): s for a, s in zip(pool, sigs, strict=True)}
-    groups = clustering.cluster(pool, sigs)
+    groups = clustering.cluster(pool, sigs, vectors)
     stories = []
     for group in groups:
         topics = set().union(*(matcher.topics(a, sig_of[id(a)]) for a in group))

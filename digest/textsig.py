@@ -106,6 +106,11 @@ def number(token: str) -> str:
     return re.sub(r"(?<=\d)[ ,](?=\d{3})", "", t)
 
 
+def embed_text(article: Article) -> str:
+    """What the sentence vector is made of: the headline and the lead's first sentence."""
+    return f"{article.title}. {first_sentence(article.summary[:_SUMMARY_CHARS])}"
+
+
 def first_sentence(text: str) -> str:
     """Up to the first '.', '!' or '?' (not the text's first character) that
     ends the text or comes before whitespace."""
@@ -229,7 +234,7 @@ def signatures(articles: Sequence[Article]) -> list[Signature]:
     title_keys = _per_article(n, art, key, keyed & title, strings)
     title_numbers = _per_article(n, art, key, numeric & title, strings)
     return [Signature(words=w, keys=k, title_keys=tk, title_numbers=tn, lang=_LANGS[lang],
-                      embed_text=f"{a.title}. {first_sentence(a.summary[:_SUMMARY_CHARS])}")
+                      embed_text=embed_text(a))
             for a, w, k, tk, tn, lang in zip(articles, words, all_keys, title_keys,
                                              title_numbers, lang_of.tolist(), strict=True)]
 

@@ -1,0 +1,47 @@
+"""The embedding worker process gives the vectors this process would."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digest import embed
+from tests.clusterset import load
+
+
+@pytest.fixture
+def texts() -> list[str]:
+    from digest.textsig import embed_text
+
+    return [embed_text(a) for a in load().articles]
+
+
+def test_worker_matches_in_process(texts: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    here = embed.Embedder().embed(texts)
+    monkeypatch.setattr(embed, "WORKER_MIN_TEXTS", 1)
+    worker = embed._worker()
+    if worker is None:
+        pytest.skip("one core: no worker")
+    first = embed.embed_async(texts)
+    assert first._ticket is not None  # it went to the worker
+    assert np.array_equal(first.result(), here)
+    embed.forget()  # the worker starts cold again, and answers the same
+    assert np.array_equal(embed.embed_async(texts[:7]).result(), here[:7])
+
+
+def test_an_answer_nobody_collected_is_dropped(texts: list[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embed, "WORKER_MIN_TEXTS", 1)
+    if embed._worker() is None:
+        pytest.skip("one core: no worker")
+    here = embed.Embedder().embed(texts)
+    stale = embed.embed_async(texts[:5])
+    fresh = embed.embed_async(texts)
+    assert np.array_equal(fresh.result(), here)
+    assert np.array_equal(stale.result(), here[:5])  # embedded here instead
+
+
+def test_small_days_stay_in_process(texts: list[str]) -> None:
+    pending = embed.embed_async(texts[:3])
+    assert pending._worker is None
+    assert pending.result().shape == (3, embed.DIM)
