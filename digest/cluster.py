@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import gc
 import math
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -108,22 +107,33 @@ class _Day:
     key_mass: np.ndarray  # Σ idf over each article's names and numbers
     cap: int
 
+    def __post_init__(self) -> None:
+        # For score(), which runs in Python one pair at a time: plain lists, and
+        # each word's IDF with the too-common words (not blocked on) at zero.
+        self._rare = {w: (v if self.df[w] <= self.cap else 0.0) for w, v in self.idf.items()}
+        self._rare2 = {w: v * v for w, v in self._rare.items()}
+        self._hours = self.hours.tolist()
+        self._english = self.english.tolist()
+        self._feed = self.feed.tolist()
+        self._norm = self.norm.tolist()
+        self._mass = self.key_mass.tolist()
+
     def score(self, i: int, j: int) -> float:
         """The pair score, computed directly (for pairs blocking did not propose)."""
         a, b = self.sigs[i], self.sigs[j]
-        dt = abs(self.hours[i] - self.hours[j])
+        dt = abs(self._hours[i] - self._hours[j])
         if dt > WINDOW_HOURS:
             return -1.0
-        shared = [w for w in a.words & b.words if self.df[w] <= self.cap]
-        lex = sum(self.idf[w] ** 2 for w in shared) / (self.norm[i] * self.norm[j] or 1.0)
-        keys = sum(self.idf[k] for k in a.keys & b.keys if self.df[k] <= self.cap)
-        names = 2 * keys / ((self.key_mass[i] + self.key_mass[j]) or 1.0)
-        if self.english[i] and self.english[j]:
+        lex = sum(map(self._rare2.__getitem__, a.words & b.words)) / (
+            self._norm[i] * self._norm[j] or 1.0)
+        keys = sum(map(self._rare.__getitem__, a.keys & b.keys))
+        names = 2 * keys / ((self._mass[i] + self._mass[j]) or 1.0)
+        if self._english[i] and self._english[j]:
             cos = float(self.vec[i] @ self.vec[j])
             base = W_COS * cos + W_LEX * lex + W_KEY * names + BIAS
         else:
             base = W_LEX_CROSS * lex + W_KEY_CROSS * names + BIAS_CROSS
-        same = W_SAME_FEED if self.feed[i] == self.feed[j] else 0.0
+        same = W_SAME_FEED if self._feed[i] == self._feed[j] else 0.0
         return base - W_HOURS * dt / 24.0 - same - penalty(a, b)
 
 
@@ -299,28 +309,35 @@ def _add_lsh_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
     bits = (day.vec[english] @ planes) > 0
     weights = (1 << np.arange(width, dtype=np.int64))
     n = len(day.sigs)
-    found: list[np.ndarray] = []
-    for band in range(LSH_BANDS):
-        codes = bits[:, band * width:(band + 1) * width] @ weights
-        order = np.argsort(codes, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
-        sizes = np.diff(np.r_[starts, len(order)])
-        # Buckets of one hold no pair; over-full ones are too coarse to mean anything.
-        for size in range(2, LSH_MAX_BUCKET + 1):
-            at = starts[sizes == size]
-            if not len(at):
-                continue
-            members = np.sort(english[order[at[:, None] + np.arange(size)]], axis=1)
-            a, b = _triu(size)
-            found.append((members[:, a] * n + members[:, b]).ravel())
-    if not found:
+    # Every band's buckets at once: a bucket is (band, code), sorted into runs.
+    codes = np.stack([bits[:, band * width:(band + 1) * width] @ weights
+                      for band in range(LSH_BANDS)])
+    keys = (codes + (np.arange(LSH_BANDS, dtype=np.int64) << width)[:, None]).ravel()
+    order = np.argsort(keys)  # (which pairs a bucket makes does not depend on its order)
+    runs = np.flatnonzero(np.r_[True, np.diff(keys[order]) != 0])
+    sizes = np.diff(np.r_[runs, len(order)])
+    # Buckets of one hold no pair; over-full ones are too coarse to mean anything.
+    full = (sizes >= 2) & (sizes <= LSH_MAX_BUCKET)
+    runs, sizes = runs[full], sizes[full]
+    if not len(runs):
         return i, j, lexnum, keynum
-    extra = np.setdiff1d(np.unique(np.concatenate(found)), i * n + j, assume_unique=True)
-    codes = np.concatenate([i * n + j, extra])
-    order = np.argsort(codes)
-    zeros = np.zeros(len(extra))
-    return (codes[order] // n, codes[order] % n,
-            np.concatenate([lexnum, zeros])[order], np.concatenate([keynum, zeros])[order])
+    # Each member pairs with the members after it in its bucket.
+    ends = np.repeat(runs + sizes, sizes)
+    at = np.repeat(runs - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+    later = ends - at - 1
+    first = np.repeat(at, later)
+    second = first + 1 + np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
+    member = english[order % len(english)]
+    x, y = member[first], member[second]
+    found = np.sort(np.minimum(x, y) * n + np.maximum(x, y))
+    found = found[np.r_[True, found[1:] != found[:-1]]]  # (np.unique hashes: slower here)
+    known = i * n + j  # sorted
+    spot = np.searchsorted(known, found)
+    new = spot == len(known)
+    new[~new] = known[spot[~new]] != found[~new]
+    spot, extra = spot[new], found[new]
+    codes = np.insert(known, spot, extra)  # still sorted
+    return (codes // n, codes % n, np.insert(lexnum, spot, 0.0), np.insert(keynum, spot, 0.0))
 
 
 def _score_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
@@ -349,24 +366,21 @@ def _score_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
 def _link(day: _Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[list[int]]:
     """Average-link agglomeration, best pair first, only over pairs scoring ≥ 0."""
     n = len(day.sigs)
-    # Scored pairs are looked up by bisection in their sorted codes: building a
-    # dict of every candidate pair costs more than the few lookups linking makes.
-    codes = i * n + j
-    order = np.argsort(codes, kind="stable")
-    code_list, score_list = codes[order].tolist(), scores[order].tolist()
-    size = len(code_list)
-    known: dict[int, float] = {}  # pairs blocking did not propose, once scored
+    # Only articles with a pair scoring ≥ 0 ever join a group, so only pairs
+    # between two such articles can be looked up while groups are compared.
+    linkable = np.zeros(n, dtype=bool)
+    linkable[i[scores >= 0]] = True
+    linkable[j[scores >= 0]] = True
+    kept = linkable[i] & linkable[j]
+    table = dict(zip((i[kept] * n + j[kept]).tolist(), scores[kept].tolist(), strict=True))
 
     def pair(x: int, y: int) -> float:
         if x > y:
             x, y = y, x
         code = x * n + y
-        at = bisect_left(code_list, code)
-        if at < size and code_list[at] == code:
-            return score_list[at]
-        got = known.get(code)
-        if got is None:
-            got = known[code] = day.score(x, y)
+        got = table.get(code)
+        if got is None:  # a pair blocking did not propose: scored once, here
+            got = table[code] = day.score(x, y)
         return got
 
     cohesions: dict[int, float] = {}  # by group owner, dropped when the group grows
@@ -381,8 +395,8 @@ def _link(day: _Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[l
 
     members: dict[int, list[int]] = {k: [k] for k in range(n)}
     owner = list(range(n))
-    ranked = np.argsort(-scores, kind="stable")
-    ranked = ranked[:int(np.count_nonzero(scores >= 0))]  # the best first, down to 0
+    ranked = np.flatnonzero(scores >= 0)
+    ranked = ranked[np.argsort(-scores[ranked], kind="stable")]  # the best first, down to 0
     for x0, y0 in zip(i[ranked].tolist(), j[ranked].tolist(), strict=True):
         a, b = owner[x0], owner[y0]
         if a == b:
