@@ -33,19 +33,17 @@ from __future__ import annotations
 
 import gc
 import math
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 
 import numpy as np
 
 from digest.background import MEAN
 from digest.embed import Pending, embed_async
 from digest.models import Article
-from digest.textsig import Signature, embed_text, signatures
+from digest.textsig import Reading, Signature, embed_text, read
 
 # Pair score weights (see the module docstring). Set on tests/data/clustering/.
 W_COS = 1.0
@@ -97,12 +95,15 @@ class _Day:
     """Everything pair scoring needs, computed once for the day."""
 
     sigs: list[Signature]
+    reading: Reading  # the same words and names as arrays
     vec: np.ndarray  # n × d, centred, unit length
     english: np.ndarray  # n bools
     hours: np.ndarray  # n floats, publication time
     feed: np.ndarray  # n ints, which feed each article came from
     idf: dict[str, float]
     df: dict[str, int]
+    idf_of: np.ndarray  # the same, by word id
+    df_of: np.ndarray
     norm: np.ndarray  # sqrt(Σ idf²) over each article's words
     key_mass: np.ndarray  # Σ idf over each article's names and numbers
     cap: int
@@ -165,12 +166,13 @@ def start_vectors(articles: Sequence[Article]) -> Pending:
     return embed_async([embed_text(a) for a in articles])
 
 
-def cluster(articles: Sequence[Article], sigs: Sequence[Signature] | None = None,
+def cluster(articles: Sequence[Article], sigs: Reading | Sequence[Signature] | None = None,
             vectors: Pending | None = None) -> list[list[Article]]:
     """Group articles about the same event; each group in input order.
 
-    ``sigs`` are the articles' signatures and ``vectors`` their sentence vectors
-    (from ``start_vectors``) when the caller already has them."""
+    ``sigs`` are the articles' signatures (best as ``textsig.read`` gives them)
+    and ``vectors`` their sentence vectors (from ``start_vectors``) when the
+    caller already has them."""
     n = len(articles)
     if n < 2:
         if vectors is not None:
@@ -185,11 +187,15 @@ def cluster(articles: Sequence[Article], sigs: Sequence[Signature] | None = None
     return [[articles[k] for k in sorted(g)] for g in groups]
 
 
-def _prepare(articles: Sequence[Article], given: Sequence[Signature] | None = None,
+def _prepare(articles: Sequence[Article], given: Reading | Sequence[Signature] | None = None,
              vectors: Pending | None = None) -> _Day:
     if vectors is None:
         vectors = start_vectors(articles)
-    sigs = list(given) if given is not None else signatures(articles)
+    if given is None:
+        reading = read(articles)
+    else:
+        reading = given if isinstance(given, Reading) else Reading.of(given)
+    sigs = reading.sigs
     vec = vectors.result()
     n = len(sigs)
     english = np.array([s.lang == "en" for s in sigs])
@@ -202,28 +208,23 @@ def _prepare(articles: Sequence[Article], given: Sequence[Signature] | None = No
     vec = vec - mean
     lengths = np.linalg.norm(vec, axis=1, keepdims=True)
     vec = vec / np.where(lengths > 0, lengths, 1.0)
-    df = Counter(chain.from_iterable(s.words for s in sigs))
+    df_of = np.bincount(reading.word_id, minlength=len(reading.vocab))
     # +10: in a small day every word is "rare"; this keeps IDF from overrating them.
-    idf = {w: math.log((n + 10) / (c + 0.5)) for w, c in df.items()}
-    # Per-article sums by bincount: it adds in input order, as a Python sum would.
-    norm = np.sqrt(_per_article_sum(sigs, "words", idf, square=True))
-    key_mass = _per_article_sum(sigs, "keys", idf)
+    idf_of = np.log((n + 10) / (df_of + 0.5))
+    present = np.flatnonzero(df_of)
+    words = [reading.vocab[k] for k in present.tolist()]
+    idf = dict(zip(words, idf_of[present].tolist(), strict=True))
+    df = dict(zip(words, df_of[present].tolist(), strict=True))
+    # Per-article sums by bincount (in word order within each article).
+    norm = np.sqrt(np.bincount(reading.word_art, weights=idf_of[reading.word_id] ** 2,
+                               minlength=n))
+    key_mass = np.bincount(reading.key_art, weights=idf_of[reading.key_id], minlength=n)
     hours = np.array([a.published.timestamp() / 3600.0 for a in articles])
     feed_ids: dict[str, int] = {}
     feed = np.array([feed_ids.setdefault(a.feed_url, len(feed_ids)) for a in articles])
-    return _Day(sigs=sigs, vec=vec, english=english, hours=hours, feed=feed, idf=idf, df=dict(df),
-                norm=norm, key_mass=key_mass, cap=max(MAX_POSTING, n // 1000))
-
-
-def _per_article_sum(sigs: Sequence[Signature], field: str, idf: dict[str, float],
-                     square: bool = False) -> np.ndarray:
-    """Σ idf (or idf²) over each signature's ``field`` set."""
-    sets = [getattr(s, field) for s in sigs]
-    owner = np.repeat(np.arange(len(sets)), np.fromiter(map(len, sets), np.int64, len(sets)))
-    weights = np.fromiter(map(idf.__getitem__, chain.from_iterable(sets)), np.float64,
-                          len(owner))
-    return np.bincount(owner, weights=weights * weights if square else weights,
-                       minlength=len(sets))
+    return _Day(sigs=sigs, reading=reading, vec=vec, english=english, hours=hours, feed=feed,
+                idf=idf, df=df, idf_of=idf_of, df_of=df_of, norm=norm, key_mass=key_mass,
+                cap=max(MAX_POSTING, n // 1000))
 
 
 @lru_cache(maxsize=512)
@@ -239,8 +240,8 @@ def _blocked_pairs(day: _Day, min_lex: float = LEX_MIN
     parts_j: list[np.ndarray] = []
     parts_lex: list[np.ndarray] = []
     parts_key: list[np.ndarray] = []
-    for field, is_key in (("words", False), ("keys", True)):
-        pi, pj, weight = _posting_pairs(day, field)
+    for is_key in (False, True):
+        pi, pj, weight = _posting_pairs(day, is_key)
         parts_i.append(pi)
         parts_j.append(pj)
         parts_lex.append(np.zeros(len(pi)) if is_key else weight * weight)
@@ -258,25 +259,21 @@ def _blocked_pairs(day: _Day, min_lex: float = LEX_MIN
     return i[keep], j[keep], lexnum[keep], keynum[keep]
 
 
-def _posting_pairs(day: _Day, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pair of articles sharing a word (or name) of ``field`` that is rare
-    enough to block on, with that word's IDF: per word in order of first
-    appearance, its articles' pairs in row-major order (the order the sums over
-    shared words are taken in, so they come out the same every run).
+def _posting_pairs(day: _Day, keys: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of articles sharing a word (or, with ``keys``, a name or number)
+    that is rare enough to block on, with that word's IDF: per word in id order,
+    its articles' pairs in row-major order (the order the sums over shared words
+    are taken in, so they come out the same every run).
 
     The pairs of all words with postings of one size are made in one numpy
     step, then put in place, instead of a Python loop over the day's words.
     """
-    sets = [getattr(s, field) for s in day.sigs]
-    lengths = np.fromiter(map(len, sets), np.int64, len(sets))
-    owner = np.repeat(np.arange(len(sets), dtype=np.int64), lengths)
-    vocab = {w: k for k, w in enumerate(dict.fromkeys(chain.from_iterable(sets)))}
-    ids = np.fromiter(map(vocab.__getitem__, chain.from_iterable(sets)), np.int64, len(owner))
-    owner = owner[np.argsort(ids, kind="stable")]  # grouped by word, articles in order
-    counts = np.bincount(ids, minlength=len(vocab))
+    r = day.reading
+    art, ids = (r.key_art, r.key_id) if keys else (r.word_art, r.word_id)
+    owner = art[np.argsort(ids, kind="stable")]  # grouped by word, articles in order
+    counts = np.bincount(ids, minlength=len(r.vocab))
     starts = np.cumsum(counts) - counts
-    df = np.fromiter(map(day.df.__getitem__, vocab), np.int64, len(vocab))
-    idf = np.fromiter(map(day.idf.__getitem__, vocab), np.float64, len(vocab))
+    df, idf = day.df_of, day.idf_of
     used = np.flatnonzero((counts >= 2) & (df <= day.cap))
     n_pairs = counts[used] * (counts[used] - 1) // 2
     offsets = np.cumsum(n_pairs) - n_pairs
@@ -343,15 +340,17 @@ def _add_lsh_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
 def _score_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
                  keynum: np.ndarray) -> np.ndarray:
     dt = np.abs(day.hours[i] - day.hours[j])
-    cos = np.empty(len(i), dtype=np.float32)
-    step = 65536  # rows at a time: keeps the gathered vectors in cache
-    for start in range(0, len(i), step):
-        a, b = i[start:start + step], j[start:start + step]
-        cos[start:start + step] = np.einsum("ij,ij->i", day.vec[a], day.vec[b])
+    english = day.english[i] & day.english[j]
+    # Vectors count only between two English articles (see _combine).
+    cos = np.zeros(len(i), dtype=np.float32)
+    both = np.flatnonzero(english)
+    step = 8192  # pairs at a time: keeps the gathered vectors in cache
+    for start in range(0, len(both), step):
+        at = both[start:start + step]
+        cos[at] = np.einsum("ij,ij->i", day.vec[i[at]], day.vec[j[at]])
     lex = lexnum / np.maximum(day.norm[i] * day.norm[j], 1e-9)
     names = 2 * keynum / np.maximum(day.key_mass[i] + day.key_mass[j], 1e-9)
-    scores = _combine(cos, lex, names, dt, day.english[i] & day.english[j],
-                      day.feed[i] == day.feed[j])
+    scores = _combine(cos, lex, names, dt, english, day.feed[i] == day.feed[j])
     scores[dt > WINDOW_HOURS] = -1.0
     # The contradiction check is per pair in Python; it can only lower a score,
     # so only pairs that would otherwise merge need it.

@@ -203,7 +203,11 @@ class _Worker:
         ours, theirs = socket.socketpair()
         package_root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+            p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
+               # One core for the worker: the tokenizer's thread pool would take
+               # the other from the signatures it runs beside.
+               "TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1",
+               "OPENBLAS_NUM_THREADS": "1"}
         entry = f"from digest.embed import _child; _child({theirs.fileno()})"
         try:
             self._process = subprocess.Popen([sys.executable, "-c", entry],

@@ -26,7 +26,7 @@ from digest import cluster as clustering
 from digest.config import Config
 from digest.models import Article, Section, Selection, Story, Subscriber
 from digest.score import TopicMatcher, score_story
-from digest.textsig import signatures
+from digest.textsig import read, signatures
 
 DIVERSITY_OVERLAP = 0.5  # share of names two general-section stories may have in common
 TOPIC_SECTION_SIZE = 3
@@ -70,9 +70,9 @@ def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: da
     feeds = {f.url: f for f in config.feeds}
     matcher = TopicMatcher(config)
     vectors = clustering.start_vectors(pool)  # on the other core while signatures are read
-    sigs = signatures(pool)  # read once: clustering, topics and diversity share them
-    sig_of = {id(a): s for a, s in zip(pool, sigs, strict=True)}
-    groups = clustering.cluster(pool, sigs, vectors)
+    reading = read(pool)  # read once: clustering, topics and diversity share it
+    sig_of = {id(a): s for a, s in zip(pool, reading.sigs, strict=True)}
+    groups = clustering.cluster(pool, reading, vectors)
     stories = []
     for group in groups:
         topics = set().union(*(matcher.topics(a, sig_of[id(a)]) for a in group))

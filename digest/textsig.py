@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 
@@ -152,7 +153,45 @@ _NUM, _CONTENT, _FUNCTION, _PUNCT, _SEP = range(5)
 _LANGS = list(_LANG_MARKERS)  # "en" first: it wins ties, as in language()
 
 
+@dataclass(frozen=True)
+class Reading:
+    """A day's signatures, and the same words and names as arrays for the
+    day-level numpy work: one row per (article, distinct word), sorted by
+    article then word id, ids into ``vocab``. Names and numbers are words too."""
+
+    sigs: list[Signature]
+    vocab: list[str]
+    word_art: np.ndarray
+    word_id: np.ndarray
+    key_art: np.ndarray
+    key_id: np.ndarray
+
+    @classmethod
+    def of(cls, sigs: Sequence[Signature]) -> Reading:
+        """The arrays rebuilt from signatures alone (for callers that only kept those)."""
+        vocab = list(dict.fromkeys(chain.from_iterable(
+            chain(s.words, s.keys) for s in sigs)))
+        ids = {w: k for k, w in enumerate(vocab)}
+
+        def rows(sets: list[frozenset[str]]) -> tuple[np.ndarray, np.ndarray]:
+            lengths = np.fromiter(map(len, sets), np.int64, len(sets))
+            art = np.repeat(np.arange(len(sets), dtype=np.int64), lengths)
+            word = np.fromiter(map(ids.__getitem__, chain.from_iterable(sets)), np.int64,
+                               len(art))
+            order = np.lexsort((word, art))
+            return art[order], word[order]
+
+        word_art, word_id = rows([s.words for s in sigs])
+        key_art, key_id = rows([s.keys for s in sigs])
+        return cls(list(sigs), vocab, word_art, word_id, key_art, key_id)
+
+
 def signatures(articles: Sequence[Article]) -> list[Signature]:
+    """Signatures for a day's articles (see ``read``)."""
+    return read(articles).sigs
+
+
+def read(articles: Sequence[Article]) -> Reading:
     """Signatures for a day's articles (names are judged against the whole day).
 
     Every text is read the same way (title and the lead's first 200 characters):
@@ -164,7 +203,8 @@ def signatures(articles: Sequence[Article]) -> list[Signature]:
     """
     n = len(articles)
     if not n:
-        return []
+        empty = np.zeros(0, np.int64)
+        return Reading([], [], empty, empty, empty, empty)
     joined = "\x00".join(t.replace("\x00", " ") for a in articles
                          for t in (a.title, a.summary[:_SUMMARY_CHARS]))
     found = _SCAN_ALL.findall(joined)
@@ -215,8 +255,7 @@ def signatures(articles: Sequence[Article]) -> list[Signature]:
     markers = np.zeros((len(strings), len(_LANGS)), dtype=bool)
     for c, lang in enumerate(_LANGS):
         markers[[key_ids[w] for w in _LANG_MARKERS[lang] if w in key_ids], c] = True
-    func = np.unique(art[kind == _FUNCTION] * len(strings) + key[kind == _FUNCTION])
-    func_art, func_key = func // len(strings), func % len(strings)
+    func_art, func_key = _distinct(art, key, kind == _FUNCTION, len(strings))
     hits = np.stack([np.bincount(func_art, weights=markers[func_key, c], minlength=n)
                      for c in range(len(_LANGS))], axis=1)
     lang_of = np.argmax(hits, axis=1)
@@ -233,10 +272,21 @@ def signatures(articles: Sequence[Article]) -> list[Signature]:
     all_keys = _per_article(n, art, key, keyed, strings)
     title_keys = _per_article(n, art, key, keyed & title, strings)
     title_numbers = _per_article(n, art, key, numeric & title, strings)
-    return [Signature(words=w, keys=k, title_keys=tk, title_numbers=tn, lang=_LANGS[lang],
+    sigs = [Signature(words=w, keys=k, title_keys=tk, title_numbers=tn, lang=_LANGS[lang],
                       embed_text=embed_text(a))
             for a, w, k, tk, tn, lang in zip(articles, words, all_keys, title_keys,
                                              title_numbers, lang_of.tolist(), strict=True)]
+    return Reading(sigs, strings, *_distinct(art, key, content | numeric, len(strings)),
+                   *_distinct(art, key, keyed, len(strings)))
+
+
+def _distinct(art: np.ndarray, key: np.ndarray, mask: np.ndarray,
+              size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(article, key) of the masked tokens, each pair once, sorted (a sort, not
+    np.unique: its hashing is slower on these)."""
+    codes = np.sort(art[mask] * size + key[mask])
+    codes = codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
+    return codes // size, codes % size
 
 
 def _per_article(n: int, art: np.ndarray, key: np.ndarray, mask: np.ndarray,
