@@ -56,13 +56,17 @@ _parts_cache: tuple[np.ndarray, Tokenizer] | None = None
 def _parts() -> tuple[np.ndarray, Tokenizer]:
     """The token table (first DIM columns) and an unpadded tokenizer, made once
     per process: each chunk's ids then come back unpadded, so its token rows
-    are summed without a mask."""
+    are summed without a mask. The tokenizer's normalizer (prepend "▁", every
+    space to "▁") is left out: a chunk has no spaces, so ``Embedder`` writes
+    the normalized " chunk" itself, "▁▁chunk", and the tokenizer skips the
+    per-character alignment bookkeeping."""
     global _parts_cache
     model = _load()
     with _lock:
         if _parts_cache is None:
             tokenizer = Tokenizer.from_str(model.tokenizer.to_str())
             tokenizer.no_padding()
+            tokenizer.normalizer = None
             _parts_cache = (np.ascontiguousarray(model.embedding[:, :DIM], np.float32),
                             tokenizer)
     return _parts_cache
@@ -85,27 +89,17 @@ class Embedder:
         if not new:
             return
         limit = self._table.shape[0] - 1
-        # A leading space gives the tokens a word has in the middle of a sentence.
-        encoded = self._tokenizer.encode_batch([" " + c for c in new], add_special_tokens=False)
+        # A leading space (here "▁▁", normalized, see _parts) gives the tokens a
+        # word has in the middle of a sentence.
+        encoded = self._tokenizer.encode_batch_fast(["\u2581\u2581" + c for c in new],
+                                                    add_special_tokens=False)
         ids = [e.ids for e in encoded]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         flat = np.minimum(np.fromiter(chain.from_iterable(ids), dtype=np.int64,
                                       count=int(lengths.sum())), limit)
-        # Token by token, in order (the same additions, in the same order, as a
-        # masked sum over padded rows): the k-th token of every chunk that has
-        # one. Chunks sorted longest first make those a prefix.
-        order = np.argsort(-lengths, kind="stable")
-        starts = (np.cumsum(lengths) - lengths)[order]
-        ranked = lengths[order]
-        acc = np.zeros((len(new), DIM), np.float32)
-        for k in range(int(ranked[0]) if len(ranked) else 0):
-            m = int(np.searchsorted(-ranked, -k, side="left"))  # chunks longer than k
-            acc[:m] += self._table[flat[starts[:m] + k]]
-        sums = np.empty_like(acc)
-        sums[order] = acc
         base = len(self._index)
         self._index.update((c, base + k) for k, c in enumerate(new))
-        self._sums = np.vstack([self._sums, sums])
+        self._sums = np.vstack([self._sums, _ragged_sums(self._table, flat, lengths)])
         self._counts = np.concatenate([self._counts, lengths.astype(np.float32)])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -116,21 +110,39 @@ class Embedder:
         self._learn(set(flat))
         lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
         rows = np.fromiter(map(self._index.__getitem__, flat), dtype=np.int64, count=len(flat))
-        # Chunk by chunk, in order: the p-th chunk of every text that has one.
-        # Texts sorted longest first make "every text that has one" a prefix.
-        order = np.argsort(-lengths, kind="stable")
-        starts = (np.cumsum(lengths) - lengths)[order]
-        ranked = lengths[order]
-        sums = np.zeros((len(texts), DIM), np.float32)
-        total = np.zeros(len(texts), np.float32)
-        for p in range(int(ranked[0]) if len(ranked) else 0):
-            m = int(np.searchsorted(-ranked, -p, side="left"))  # texts longer than p
-            at = rows[starts[:m] + p]
-            sums[:m] += self._sums[at]
-            total[:m] += self._counts[at]
-        out = np.empty((len(texts), DIM), dtype=np.float32)
-        out[order] = sums / np.maximum(total, 1.0)[:, None]
-        return out
+        sums = _ragged_sums(self._sums, rows, lengths)
+        # Token counts are whole numbers: their float sums are exact in any order.
+        owner = np.repeat(np.arange(len(texts)), lengths)
+        total = np.bincount(owner, weights=self._counts[rows], minlength=len(texts))
+        return (sums / np.maximum(total, 1.0)[:, None].astype(np.float32)).astype(np.float32)
+
+
+_BLOCK = 512  # rows summed together: their accumulators and the gathered rows stay in cache
+
+
+def _ragged_sums(table: np.ndarray, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Σ table[flat[k]] over each run of ``lengths`` consecutive entries of ``flat``.
+
+    Element by element, in order (the same additions, in the same order, as a
+    masked sum over padded rows): the p-th row of every run that has one, runs
+    sorted longest first so that those are a prefix, a block of runs at a time.
+    """
+    n, dim = len(lengths), table.shape[1]
+    order = np.argsort(-lengths, kind="stable")
+    starts = (np.cumsum(lengths) - lengths)[order]
+    ranked = lengths[order]
+    out = np.empty((n, dim), np.float32)
+    gathered = np.empty((_BLOCK, dim), np.float32)
+    for first in range(0, n, _BLOCK):
+        runs = -ranked[first:first + _BLOCK]  # ascending
+        begin = starts[first:first + _BLOCK]
+        acc = np.zeros((len(runs), dim), np.float32)
+        for p in range(int(-runs[0]) if len(runs) else 0):
+            m = int(np.searchsorted(runs, -p, side="left"))  # runs longer than p
+            np.take(table, flat[begin[:m] + p], axis=0, out=gathered[:m], mode="clip")
+            acc[:m] += gathered[:m]
+        out[order[first:first + _BLOCK]] = acc
+    return out
 
 
 _shared: Embedder | None = None
