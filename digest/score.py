@@ -31,7 +31,7 @@ class TopicMatcher:
     its headline or lead mentions."""
 
     def __init__(self, config: Config) -> None:
-        self._feed_topics = {f.url: set(f.topics) for f in config.feeds}
+        self._feed_topics = {f.url: frozenset(f.topics) for f in config.feeds}
         self._words: dict[str, set[str]] = {}
         self._phrases: list[tuple[frozenset[str], re.Pattern[str], str]] = []
         for name, topic in config.topics.items():
@@ -43,12 +43,13 @@ class TopicMatcher:
                 elif parts:
                     self._phrases.append((frozenset(stem(p) for p in parts),
                                           re.compile(rf"\b{re.escape(kw)}\b"), name))
+        self._keywords = frozenset(self._words)
 
     def topics(self, a: Article, sig: Signature | None = None) -> set[str]:
         found = set(self._feed_topics.get(a.feed_url, ()))
         words = sig.words if sig is not None else frozenset(
             stem(w) for w in _WORD.findall(fold(f"{a.title} {a.summary}")))
-        for w in words & self._words.keys():
+        for w in self._keywords.intersection(words):
             found |= self._words[w]
         for parts, pattern, name in self._phrases:
             # The cheap test first: a phrase can only match if all its words are there.
@@ -70,15 +71,18 @@ def score_story(group: Sequence[Article], feeds: dict[str, Feed], topics: set[st
                 config: Config, now: datetime) -> Story:
     """One story from its articles, scored, with every component kept for --explain."""
     sel = config.selection
-    ordered = sorted(group, key=lead_key(feeds), reverse=True)
+    if len(group) == 1:  # most stories: nothing to order
+        ordered, newest = list(group), group[0].published
+    else:
+        ordered = sorted(group, key=lead_key(feeds), reverse=True)
+        newest = max(a.published for a in group)
     lead = ordered[0]
-    newest = max(a.published for a in group)
     age_h = max(0.0, (now - newest).total_seconds() / 3600)
     recency = math.pow(0.5, age_h / sel.half_life_hours)
     feed = feeds.get(lead.feed_url)
     weight = feed.weight if feed else 1.0
     topic_part = sel.topic_weight * len(topics)
-    outlets = len({a.source for a in group})
+    outlets = len({a.source for a in group}) if len(group) > 1 else 1
     boost = getattr(sel, "coverage_boost", 0.25)
     coverage = min(MAX_COVERAGE, 1 + boost * (outlets - 1))
     score = recency * (weight + topic_part) * coverage
