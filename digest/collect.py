@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-import httpx
-
 from digest.errors import FeedError
 from digest.feedparse import parse_feed
 from digest.fetch import USER_AGENT, Fetched, Fetcher, FetchError, Limits, size_text
@@ -100,7 +98,6 @@ class _Saver:
 
 
 async def collect(feeds: Sequence[Feed], store: Store, *, now: datetime | None = None,
-                  client: httpx.AsyncClient | None = None,
                   on_result: Callable[[FeedResult], None] | None = None,
                   concurrency: int = 16, per_host: int = 2, timeout: float = 60.0,
                   connect_timeout: float = 10.0, read_timeout: float = 20.0,
@@ -111,7 +108,7 @@ async def collect(feeds: Sequence[Feed], store: Store, *, now: datetime | None =
     ``on_result`` is called as each feed finishes (in completion order). ``timeout``
     bounds one feed's whole fetch; ``connect_timeout`` and ``read_timeout`` each
     network step; ``max_bytes`` caps a body after decompression. ``parse_workers``
-    processes parse big documents (default: one per core; 0 parses in threads).
+    processes parse the documents (default: one per core; 0 parses in a thread).
     """
     now = now or datetime.now(UTC)
     started = time.perf_counter()
@@ -123,13 +120,14 @@ async def collect(feeds: Sequence[Feed], store: Store, *, now: datetime | None =
     states = {s.url: s for s in store.feed_states()}
     parser = ParsePool(parse_workers)
     try:
+        await parser.start()  # the workers' imports overlap the first fetches
         with ThreadPoolExecutor(1, thread_name_prefix="digest-store") as writer:
-            async with Fetcher(limits, client) as fetcher:
+            async with Fetcher(limits) as fetcher:
                 run = _Run(store, fetcher, states, now, max_bytes, writer, parser,
                            _Saver(store, writer, now))
                 results = await asyncio.gather(*(_one(f, run, on_result) for f in feeds))
     finally:
-        parser.close()
+        await parser.close()
     _log_summary(results, time.perf_counter() - started)
     return list(results)
 

@@ -250,7 +250,7 @@ class CollectConfig(_Section):
     max_mb: float = Field(default=10, gt=0)
     """Largest feed body accepted, in MB after decompression."""
     parse_workers: int | None = Field(default=None, ge=0, le=32)
-    """Processes that parse big feeds; unset: one per idle core; 0: threads only."""
+    """Processes that parse the feeds; unset: one per core (none on one core); 0: a thread."""
 
 
 class PathsConfig(_Section):

@@ -15,11 +15,9 @@ import hashlib
 import itertools
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -29,6 +27,7 @@ from digest import dkim_worker
 from digest.clean import CleanMessage
 from digest.config import Config
 from digest.errors import ConfigError, DeliveryError
+from digest.worker_process import start_worker
 
 # RFC 8058 needs List-Unsubscribe-Post signed (dkimpy's default list leaves it out).
 # Content-Type and MIME-Version are signed too: altering them changes how the body reads.
@@ -256,13 +255,7 @@ class SigningPool:
         self._dead: str | None = None
 
     async def start(self) -> None:
-        # This digest package, wherever it was imported from (a checkout, a venv).
-        here = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (here, os.environ.get("PYTHONPATH")) if p)}
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "digest.dkim_worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+        self._proc = await start_worker("digest.dkim_worker")
         assert self._proc.stdin is not None
         self._proc.stdin.write(dkim_worker.frame(self.signer.pem()))
         self._reader = asyncio.get_running_loop().create_task(self._read())

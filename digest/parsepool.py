@@ -1,105 +1,135 @@
-"""Feed parsing in worker processes.
+"""Feed parsing in worker processes (``digest.parse_worker``).
 
-lxml and nh3 are fast, but a cold collect still sanitizes megabytes of HTML, and
-under one GIL that work would queue behind itself and behind the event loop that
-fetches the other feeds. Worker processes parse in parallel while this process
-fetches and writes to SQLite. Small documents are parsed in a thread instead: for
-them, shipping the bytes to a worker costs more than the parse.
+lxml and nh3 are fast, but a cold collect still sanitizes megabytes of HTML. In a
+thread of the collector that work holds the GIL against the event loop: every
+socket call of every fetch then waits for the parser's switch interval, and a
+cold collect measured twice the CPU of the same parses done one after another.
+Worker processes parse in parallel while this process only fetches and writes to
+SQLite.
 
-Workers come from a fork server preloaded with the parser modules (safe with the
-threads this process runs; each worker starts in a few milliseconds). A worker
-that dies (a parser crash on a hostile document) costs that one feed, not the run.
+The workers start with the collect, so their imports overlap the first fetches.
+A worker that dies (a parser crash on a hostile document) costs that one feed,
+not the run: the next document gets a fresh process. With one core, or
+``parse_workers = 0``, documents are parsed in a thread instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import multiprocessing
 import os
+import pickle
 from collections.abc import Set
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
 from digest.errors import FeedError
 from digest.feedparse import parse_new
 from digest.models import Article, Feed
+from digest.parse_worker import frame
+from digest.worker_process import start_worker
 
 log = logging.getLogger(__name__)
 
-# Below this a document is parsed in a thread (a few milliseconds of work).
-PROCESS_THRESHOLD = 128 * 1024
-
 
 def default_workers() -> int:
-    """One worker per idle core, up to 4; none on a busy machine.
-
-    Worker processes only pay off on cores nobody else is using: on a loaded
-    machine they add pickling and process switches to the same CPU time, and
-    measured slower than threads (the lxml parse releases the GIL either way).
-    """
-    cores = os.cpu_count() or 1
+    """One worker per core this process may use, up to 4; none on a single core,
+    where a process would only add pickling to the same CPU time."""
     try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on every platform
-        busy = 0.0
-    return max(0, min(4, int(cores - busy)))
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(4, cores)
+
+
+class _WorkerDied(Exception):
+    pass
+
+
+class _Worker:
+    """One parsing process, started again when it has died."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            self.proc = await start_worker("digest.parse_worker")
+
+    async def ask(self, request: bytes) -> bytes:
+        await self.start()
+        proc = self.proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(frame(request))
+            await proc.stdin.drain()
+            size = int.from_bytes(await proc.stdout.readexactly(4), "big")
+            return await proc.stdout.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.kill()
+            raise _WorkerDied from None
+        except BaseException:
+            # Cancelled mid-frame: the pipes are out of step, so this process is done.
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+    async def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.returncode is None and proc.stdin is not None:
+            proc.stdin.close()  # the worker ends at EOF
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
 
 
 class ParsePool:
-    """Parses feed documents off the event loop; worker processes start on first need."""
+    """Parses feed documents off the event loop; ``await start()``, then ``parse``,
+    then ``await close()``."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = default_workers() if workers is None else workers
+        self._all = [_Worker() for _ in range(self.workers)]
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+
+    async def start(self) -> None:
         log.debug("parsing with %d worker processes", self.workers)
-        self._pool: ProcessPoolExecutor | None = None
+        for worker in self._all:
+            await worker.start()
+            self._idle.put_nowait(worker)
 
     async def parse(self, body: bytes, feed: Feed, *, now: datetime, known: Set[str],
                     base_url: str | None, content_type: str | None
                     ) -> tuple[int, list[Article]]:
-        loop = asyncio.get_running_loop()
-        if self.workers < 1 or len(body) < PROCESS_THRESHOLD:
+        if not self._all:
             return await asyncio.to_thread(parse_new, body, feed, now=now, known=known,
                                            base_url=base_url, content_type=content_type)
-        pool = self._executor()
+        request = pickle.dumps((body, feed, now, frozenset(known), base_url, content_type),
+                               protocol=pickle.HIGHEST_PROTOCOL)
+        worker = await self._idle.get()
         try:
-            return await loop.run_in_executor(pool, _parse, body, feed, now, frozenset(known),
-                                              base_url, content_type)
-        except BrokenProcessPool:
-            self._pool = None  # the next feed gets a fresh pool
-            pool.shutdown(wait=False, cancel_futures=True)
+            reply = await worker.ask(request)
+        except _WorkerDied:
             raise FeedError("the parser crashed on this document") from None
+        finally:
+            self._idle.put_nowait(worker)
+        kind, value = pickle.loads(reply)
+        if kind == "ok":
+            entries, articles = value
+            return int(entries), list(articles)
+        if kind == "crash":
+            log.error("%s: the parser failed: %s", feed.url, value)
+            raise FeedError("the parser failed on this document")
+        raise FeedError(str(value))
 
-    def _executor(self) -> Executor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())
-        return self._pool
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-
-def _parse(body: bytes, feed: Feed, now: datetime, known: frozenset[str],
-           base_url: str | None, content_type: str | None) -> tuple[int, list[Article]]:
-    return parse_new(body, feed, now=now, known=known, base_url=base_url,
-                     content_type=content_type)
-
-
-_CONTEXT: multiprocessing.context.BaseContext | None = None
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    global _CONTEXT
-    if _CONTEXT is None:
-        if "forkserver" in multiprocessing.get_all_start_methods():
-            ctx = multiprocessing.get_context("forkserver")
-            # Preloaded once in the server: each worker forks with lxml, nh3 and
-            # feedparser already imported.
-            ctx.set_forkserver_preload(["digest.feedparse", "digest.parsepool"])
-            _CONTEXT = ctx
-        else:
-            _CONTEXT = multiprocessing.get_context("spawn")
-    return _CONTEXT
+    async def close(self) -> None:
+        await asyncio.gather(*(worker.close() for worker in self._all))
