@@ -10,6 +10,10 @@
 - Redirects are followed by hand (bounded, loops named) so that a chain made only
   of permanent redirects (301/308) can be reported and remembered.
 - 410 Gone and 429/503 with Retry-After come back as structured errors.
+
+aiohttp rather than httpx: fetching the 50-feed bench corpus took ~0.2 s of CPU
+through httpx's connection pool (it rescans every connection for every request)
+and ~0.05 s through aiohttp, and that CPU is taken from the feed parsers.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
+import aiohttp
 import certifi
-import httpx
 
 from digest import __version__
 from digest.errors import FeedError
@@ -78,25 +82,38 @@ class Limits:
 class Fetcher:
     """One collect's HTTP client with its limits; use as an async context manager."""
 
-    def __init__(self, limits: Limits, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, limits: Limits, session: aiohttp.ClientSession | None = None) -> None:
         self.limits = limits
-        self._own = client is None
-        self.client = client or httpx.AsyncClient(
-            verify=_tls_context(),
-            timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
-            limits=httpx.Limits(max_connections=limits.concurrency,
-                                max_keepalive_connections=limits.concurrency),
-            follow_redirects=False,
-        )
+        self._given = session
+        self._session: aiohttp.ClientSession | None = session
         self._slots = asyncio.Semaphore(max(1, limits.concurrency))
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "use the Fetcher with `async with`"
+        return self._session
+
     async def __aenter__(self) -> Fetcher:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=max(1, self.limits.concurrency),
+                    limit_per_host=max(1, self.limits.per_host), ssl=_tls_context()),
+                timeout=aiohttp.ClientTimeout(total=None,
+                                              sock_connect=self.limits.connect_timeout,
+                                              sock_read=self.limits.read_timeout),
+                # Bodies are decoded here, step by step under the size cap.
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as curl and httpx read them
+            )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._own:
-            await self.client.aclose()
+        if self._given is None and self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def get(self, url: str, *, etag: str | None = None,
                   last_modified: str | None = None) -> Fetched:
@@ -108,9 +125,9 @@ class Fetcher:
             try:
                 async with asyncio.timeout(total):
                     return await self._follow(url, etag, last_modified)
-            except (TimeoutError, httpx.TimeoutException):
+            except TimeoutError:  # aiohttp's socket timeouts are TimeoutErrors too
                 raise FetchError(f"timed out after {total:g} s") from None
-            except httpx.HTTPError as e:
+            except (aiohttp.ClientError, ValueError) as e:  # ValueError: a malformed URL
                 raise FetchError(network_error(e)) from None
 
     async def _follow(self, url: str, etag: str | None, last_modified: str | None) -> Fetched:
@@ -123,11 +140,10 @@ class Fetcher:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         while True:
-            request = self.client.build_request("GET", seen[-1], headers=headers)
-            response = await self.client.send(request, stream=True)
+            response = await self.session.get(seen[-1], headers=headers, allow_redirects=False)
             try:
-                if response.status_code in _REDIRECTS and response.headers.get("Location"):
-                    permanent = permanent and response.status_code in _PERMANENT
+                if response.status in _REDIRECTS and response.headers.get("Location"):
+                    permanent = permanent and response.status in _PERMANENT
                     target = urljoin(seen[-1], response.headers["Location"].strip())
                     self._check_redirect(seen, target)
                     seen.append(target)
@@ -135,7 +151,7 @@ class Fetcher:
                 moved = seen[-1] if permanent and len(seen) > 1 else None
                 return await self._finish(response, seen[-1], moved)
             finally:
-                await response.aclose()
+                response.release()
 
     def _check_redirect(self, seen: list[str], target: str) -> None:
         if urlsplit(target).scheme not in ("http", "https"):
@@ -145,14 +161,15 @@ class Fetcher:
         if len(seen) > self.limits.max_redirects:
             raise FetchError(f"too many redirects (more than {self.limits.max_redirects})")
 
-    async def _finish(self, response: httpx.Response, url: str, moved: str | None) -> Fetched:
-        status = response.status_code
+    async def _finish(self, response: aiohttp.ClientResponse, url: str,
+                      moved: str | None) -> Fetched:
+        status = response.status
         if status == 304:
             return Fetched(None, url, moved_to=moved)
         if status == 410:
             raise FetchError("HTTP 410 Gone: the feed was removed", status=410, gone=True)
-        if not response.is_success:
-            reason = f"HTTP {status} {response.reason_phrase or ''}".strip()
+        if not 200 <= status < 300:
+            reason = f"HTTP {status} {response.reason or ''}".strip()
             wait = retry_after(response.headers.get("Retry-After")) \
                 if status in (429, 503) else None
             if wait is not None:
@@ -163,7 +180,7 @@ class Fetcher:
                        response.headers.get("Last-Modified"),
                        response.headers.get("Content-Type"), moved)
 
-    async def _read(self, response: httpx.Response) -> bytes:
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         cap = self.limits.max_bytes
         too_big = f"response larger than {size_text(cap)}"
         declared = response.headers.get("Content-Length", "")
@@ -173,7 +190,7 @@ class Fetcher:
             raise FetchError(too_big)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in _decoded(response.aiter_raw(), encoding, cap):
+        async for chunk in _decoded(response.content.iter_any(), encoding, cap):
             size += len(chunk)
             if size > cap:
                 raise FetchError(too_big)
@@ -264,8 +281,8 @@ def retry_after(value: str | None, now: datetime | None = None) -> datetime | No
     return min(max(when, now), now + MAX_RETRY_AFTER).astimezone(UTC)
 
 
-def network_error(e: httpx.HTTPError) -> str:
-    """One line for a transport failure, from the OS error under httpx's wrappers."""
+def network_error(e: Exception) -> str:
+    """One line for a transport failure, from the OS error under aiohttp's wrappers."""
     cause: BaseException | None = e
     while cause is not None:
         if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == \
@@ -277,15 +294,16 @@ def network_error(e: httpx.HTTPError) -> str:
             return f"TLS certificate not trusted ({cause.verify_message})"
         if isinstance(cause, ssl.SSLError):
             return f"TLS error ({cause.reason or cause})"
-        cause = cause.__cause__ or cause.__context__
-    text = str(e).strip()
-    if isinstance(e, httpx.ConnectError):
-        return "connection refused" if "refused" in text.lower() else f"could not connect ({text})"
-    if isinstance(e, httpx.RemoteProtocolError):
-        return f"the server broke the connection ({text or 'protocol error'})"
-    if isinstance(e, httpx.DecodingError):
-        return f"could not decode the response ({text})"
-    if isinstance(e, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        cause = getattr(cause, "os_error", None) or cause.__cause__ or cause.__context__
+    text = " ".join(str(e).split())
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return f"could not connect ({text})"
+    if isinstance(e, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError |
+                  aiohttp.ClientOSError):
+        return f"the server broke the connection ({text or 'disconnected'})"
+    if isinstance(e, aiohttp.ClientResponseError):
+        return f"the server sent a malformed response ({text or e.message})"
+    if isinstance(e, aiohttp.InvalidURL | ValueError):
         return f"invalid URL ({text})"
     return f"network error ({text or type(e).__name__})"
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 RUN_ID: ContextVar[str] = ContextVar("digest_run_id", default="-")
 
-NOISY = ("httpx", "httpcore", "mail.log", "aiosmtpd", "apscheduler", "asyncio", "uvicorn.error",
-         "watchfiles")
+NOISY = ("aiohttp", "httpx", "httpcore", "mail.log", "aiosmtpd", "apscheduler", "asyncio",
+         "uvicorn.error", "watchfiles")
 
 
 def new_run_id() -> str:
