@@ -97,19 +97,31 @@ class Embedder:
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         flat = np.minimum(np.fromiter(chain.from_iterable(ids), dtype=np.int64,
                                       count=int(lengths.sum())), limit)
-        base = len(self._index)
+        base = len(self._counts)  # (the index also holds the text separator)
         self._index.update((c, base + k) for k, c in enumerate(new))
         self._sums = np.vstack([self._sums, _ragged_sums(self._table, flat, lengths)])
         self._counts = np.concatenate([self._counts, lengths.astype(np.float32)])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One mean-pooled row per text (zeros for an empty text)."""
-        width = self.MAX_CHUNKS
-        split = [t.split()[:width] for t in texts]
-        flat = list(chain.from_iterable(split))
-        self._learn(set(flat))
-        lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
-        rows = np.fromiter(map(self._index.__getitem__, flat), dtype=np.int64, count=len(flat))
+        # All texts split at once, with a NUL chunk between two texts (a NUL in
+        # a text is whitespace here).
+        if not texts:
+            return np.zeros((0, DIM), np.float32)
+        chunks = " \x00 ".join(t.replace("\x00", " ") for t in texts).split()
+        self._learn(set(chunks) - {"\x00"})
+        self._index.setdefault("\x00", -1)
+        rows = np.fromiter(map(self._index.__getitem__, chunks), dtype=np.int64,
+                           count=len(chunks))
+        ends = np.append(np.flatnonzero(rows < 0), len(rows))  # each text's end
+        lengths = np.diff(ends, prepend=-1) - 1
+        keep = rows >= 0
+        if lengths.max(initial=0) > self.MAX_CHUNKS:  # longer texts are cut
+            # (each text's chunks and the separator after it; the last has none)
+            place = np.arange(len(rows)) - np.repeat(ends - lengths, lengths + 1)[:len(rows)]
+            keep &= place < self.MAX_CHUNKS
+            lengths = np.minimum(lengths, self.MAX_CHUNKS)
+        rows = rows[keep]
         sums = _ragged_sums(self._sums, rows, lengths)
         # Token counts are whole numbers: their float sums are exact in any order.
         owner = np.repeat(np.arange(len(texts)), lengths)

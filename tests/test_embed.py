@@ -45,3 +45,18 @@ def test_small_days_stay_in_process(texts: list[str]) -> None:
     pending = embed.embed_async(texts[:3])
     assert pending._worker is None
     assert pending.result().shape == (3, embed.DIM)
+
+
+def test_texts_split_at_once_pool_as_one_by_one(texts: list[str]) -> None:
+    parts = embed._parts()
+    together = embed.Embedder(parts)
+    assert together.embed([]).shape == (0, embed.DIM)
+    got = together.embed([*texts[:40], "", "a\x00b", " ".join(["word"] * 60)])
+    again = together.embed(texts[40:80])  # the cache grows: rows stay right
+    alone = embed.Embedder(parts)
+    want = [alone.embed([t])[0] for t in texts[:40]]
+    assert np.allclose(got[:40], want, atol=1e-6)
+    assert not got[40].any()
+    assert np.allclose(got[41], alone.embed(["a b"])[0], atol=1e-6)
+    assert np.allclose(got[42], alone.embed([" ".join(["word"] * 48)])[0], atol=1e-6)
+    assert np.allclose(again, embed.Embedder(parts).embed(texts[40:80]), atol=1e-6)
