@@ -120,7 +120,6 @@ async def collect(feeds: Sequence[Feed], store: Store, *, now: datetime | None =
     states = {s.url: s for s in store.feed_states()}
     parser = ParsePool(parse_workers)
     try:
-        await parser.start()  # the workers' imports overlap the first fetches
         with ThreadPoolExecutor(1, thread_name_prefix="digest-store") as writer:
             async with Fetcher(limits) as fetcher:
                 run = _Run(store, fetcher, states, now, max_bytes, writer, parser,

@@ -7,7 +7,7 @@ cold collect measured twice the CPU of the same parses done one after another.
 Worker processes parse in parallel while this process only fetches and writes to
 SQLite.
 
-The workers start with the collect, so their imports overlap the first fetches.
+The workers start with the first document, so their imports overlap the fetches.
 A worker that dies (a parser crash on a hostile document) costs that one feed,
 not the run: the next document gets a fresh process. With one core, or
 ``parse_workers = 0``, documents are parsed in a thread instead.
@@ -51,10 +51,12 @@ class _Worker:
 
     def __init__(self) -> None:
         self.proc: asyncio.subprocess.Process | None = None
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            self.proc = await start_worker("digest.parse_worker")
+        async with self._starting:  # the pool's warm-up and a first ask may overlap
+            if self.proc is None or self.proc.returncode is not None:
+                self.proc = await start_worker("digest.parse_worker")
 
     async def ask(self, request: bytes) -> bytes:
         await self.start()
@@ -67,6 +69,7 @@ class _Worker:
             return await proc.stdout.readexactly(size)
         except (asyncio.IncompleteReadError, ConnectionError):
             self.kill()
+            await proc.wait()
             raise _WorkerDied from None
         except BaseException:
             # Cancelled mid-frame: the pipes are out of step, so this process is done.
@@ -74,9 +77,11 @@ class _Worker:
             raise
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
+        """Stop this process for good; the next ask starts another."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+                proc.kill()
 
     async def close(self) -> None:
         proc, self.proc = self.proc, None
@@ -93,18 +98,21 @@ class _Worker:
 
 
 class ParsePool:
-    """Parses feed documents off the event loop; ``await start()``, then ``parse``,
-    then ``await close()``."""
+    """Parses feed documents off the event loop; ``parse``, then ``await close()``."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = default_workers() if workers is None else workers
         self._all = [_Worker() for _ in range(self.workers)]
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._started = False
 
-    async def start(self) -> None:
+    def _start(self) -> None:
+        # On the first document, not before: a collect where every feed answers
+        # 304 starts no process at all. Then all of them at once, so their
+        # imports overlap the fetches still going on.
+        self._started = True
         log.debug("parsing with %d worker processes", self.workers)
         for worker in self._all:
-            await worker.start()
             self._idle.put_nowait(worker)
 
     async def parse(self, body: bytes, feed: Feed, *, now: datetime, known: Set[str],
@@ -115,6 +123,9 @@ class ParsePool:
                                            base_url=base_url, content_type=content_type)
         request = pickle.dumps((body, feed, now, frozenset(known), base_url, content_type),
                                protocol=pickle.HIGHEST_PROTOCOL)
+        if not self._started:
+            self._start()
+            await asyncio.gather(*(w.start() for w in self._all))
         worker = await self._idle.get()
         try:
             reply = await worker.ask(request)
