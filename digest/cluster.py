@@ -192,7 +192,7 @@ def _prepare(articles: Sequence[Article], given: Reading | Sequence[Signature] |
     if vectors is None:
         vectors = start_vectors(articles)
     if given is None:
-        reading = read(articles)
+        reading = read(articles, vectors.texts)
     else:
         reading = given if isinstance(given, Reading) else Reading.of(given)
     sigs = reading.sigs

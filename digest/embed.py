@@ -181,6 +181,10 @@ class Pending:
         self._texts, self._worker, self._ticket = texts, worker, ticket
         self._vectors: np.ndarray | None = None
 
+    @property
+    def texts(self) -> Sequence[str]:
+        return self._texts
+
     def result(self) -> np.ndarray:
         """The vectors (one row per text, as ``Embedder.embed``); waits for the worker."""
         if self._vectors is None:

@@ -70,7 +70,7 @@ def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: da
     feeds = {f.url: f for f in config.feeds}
     matcher = TopicMatcher(config)
     vectors = clustering.start_vectors(pool)  # on the other core while signatures are read
-    reading = read(pool)  # read once: clustering, topics and diversity share it
+    reading = read(pool, vectors.texts)  # once: clustering, topics and diversity share it
     sig_of = {id(a): s for a, s in zip(pool, reading.sigs, strict=True)}
     groups = clustering.cluster(pool, reading, vectors)
     stories = []

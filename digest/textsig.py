@@ -191,27 +191,24 @@ def signatures(articles: Sequence[Article]) -> list[Signature]:
     return read(articles).sigs
 
 
-def read(articles: Sequence[Article]) -> Reading:
-    """Signatures for a day's articles (names are judged against the whole day).
+def read(articles: Sequence[Article], texts: Sequence[str] | None = None) -> Reading:
+    """Signatures for a day's articles (names are judged against the whole day);
+    ``texts`` are their ``embed_text``s when the caller has them already.
 
     Every text is read the same way (title and the lead's first 200 characters):
     a content word written lower-case, capitalised inside a sentence, or
     capitalised as a sentence's first word; numbers; function words for the
-    language. The whole day is read at once: one regex pass, one dict lookup
-    per token and numpy for the per-token rules, since a Python loop over a
-    20k-article day's tokens cost seconds.
+    language. The whole day is read at once: one regex pass over the day's
+    distinct space-separated chunks, one dict lookup per chunk and numpy for
+    the per-token rules, since a Python loop over a 20k-article day's tokens
+    cost seconds.
     """
     n = len(articles)
     if not n:
         empty = np.zeros(0, np.int64)
         return Reading([], [], empty, empty, empty, empty)
-    joined = "\x00".join(t.replace("\x00", " ") for a in articles
-                         for t in (a.title, a.summary[:_SUMMARY_CHARS]))
-    found = _SCAN_ALL.findall(joined)
-    # Each distinct token is judged once: its kind, its key (stem, folded word
-    # or number) and whether it is written capitalised.
-    surface = {t: k for k, t in enumerate(dict.fromkeys(found))}
-    tok = np.array(list(map(surface.__getitem__, found)), dtype=np.int64)
+    surface, tok = _tokens(" \x00 ".join(t.replace("\x00", " ") for a in articles
+                                         for t in (a.title, a.summary[:_SUMMARY_CHARS])))
     key_ids: dict[str, int] = {}
     kinds = np.empty(len(surface), np.int8)
     keys_of = np.empty(len(surface), np.int64)
@@ -272,12 +269,61 @@ def read(articles: Sequence[Article]) -> Reading:
     all_keys = _per_article(n, art, key, keyed, strings)
     title_keys = _per_article(n, art, key, keyed & title, strings)
     title_numbers = _per_article(n, art, key, numeric & title, strings)
+    if texts is None:
+        texts = [embed_text(a) for a in articles]
     sigs = [Signature(words=w, keys=k, title_keys=tk, title_numbers=tn, lang=_LANGS[lang],
-                      embed_text=embed_text(a))
-            for a, w, k, tk, tn, lang in zip(articles, words, all_keys, title_keys,
+                      embed_text=t)
+            for t, w, k, tk, tn, lang in zip(texts, words, all_keys, title_keys,
                                              title_numbers, lang_of.tolist(), strict=True)]
     return Reading(sigs, strings, *_distinct(art, key, content | numeric, len(strings)),
                    *_distinct(art, key, keyed, len(strings)))
+
+
+def _tokens(joined: str) -> tuple[dict[str, int], np.ndarray]:
+    """What ``_SCAN_ALL.findall(joined)`` finds, as ids into the distinct tokens
+    (in order of first sight): each distinct token is then judged once (its
+    kind, its key, whether it is written capitalised).
+
+    A token spans a space only inside a number ("4 000"), so the text is cut
+    at spaces, chunks that such a number joins are put back together, and
+    each distinct chunk is scanned once: a day repeats most of its chunks.
+    """
+    parts = joined.split(" ")
+    distinct = list(dict.fromkeys(parts))
+    index = {c: k for k, c in enumerate(distinct)}
+    occ = np.fromiter(map(index.__getitem__, parts), np.int64, len(parts))
+    tail = np.fromiter((c[-1:].isdecimal() for c in distinct), bool, len(distinct))
+    head = np.fromiter((c[:1].isdecimal() for c in distinct), bool, len(distinct))
+    glue = np.flatnonzero(tail[occ[:-1]] & head[occ[1:]]).tolist()
+    if glue:
+        keep = np.ones(len(occ), dtype=bool)
+        at = 0
+        while at < len(glue):  # a run of glued chunks: "1 000 000"
+            first = last = glue[at]
+            while at + 1 < len(glue) and glue[at + 1] == last + 1:
+                at += 1
+                last = glue[at]
+            chunk = " ".join(parts[first:last + 2])
+            if chunk not in index:
+                index[chunk] = len(distinct)
+                distinct.append(chunk)
+            occ[first] = index[chunk]
+            keep[first + 1:last + 2] = False
+            at += 1
+        occ = occ[keep]
+    # One scan of the distinct chunks, a NUL after each (the NUL chunk, which
+    # separates texts, is scanned as an empty one and given the last NUL).
+    found = _SCAN_ALL.findall("\x00".join("" if c == "\x00" else c for c in distinct) + "\x00")
+    surface = {t: k for k, t in enumerate(dict.fromkeys(found))}
+    ids = np.fromiter(map(surface.__getitem__, found), np.int64, len(found))
+    ends = np.flatnonzero(ids == surface["\x00"])
+    begins = np.r_[0, ends[:-1] + 1]
+    lengths = ends - begins
+    if "\x00" in index:
+        begins[index["\x00"]], lengths[index["\x00"]] = ends[-1], 1
+    sizes = lengths[occ]
+    at_ = np.repeat(begins[occ] - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+    return surface, ids[at_]
 
 
 def _distinct(art: np.ndarray, key: np.ndarray, mask: np.ndarray,
