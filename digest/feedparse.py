@@ -198,10 +198,10 @@ def _entry_base(entry: Mapping[str, Any], base: str) -> str:
 
 def _entry_url(link: str, base: str, *, guid: str, entry_id: str, site: str) -> str:
     if link:
-        absolute = urljoin(base, link) if base else link
+        absolute = _absolute(link, base)
         # Items that are anchors on one page (comment feeds, changelogs) say so in
         # their id; their fragment is the item, not noise.
-        fragment = urlsplit(absolute).fragment
+        fragment = urlsplit(absolute).fragment if "#" in absolute else ""
         keep = bool(fragment) and urlsplit(entry_id).fragment == fragment
         return canonical_url(absolute, keep_fragment=keep)
     if _is_web(guid):
@@ -259,10 +259,16 @@ def _image(entry: Mapping[str, Any], content_html: str, *, base: str) -> str | N
         if not _PIXEL.search(tag.group(0)):
             candidates.append(html.unescape(tag.group(1)))
     for url in candidates:
-        absolute = urljoin(base, url.strip()) if base else url.strip()
+        absolute = _absolute(url.strip(), base)
         if _is_web(absolute):
             return absolute
     return None
+
+
+def _absolute(url: str, base: str) -> str:
+    # An http(s) URL is already absolute: urljoin would only take it apart and put it
+    # back together (canonical_url normalises it anyway), and this runs per link.
+    return url if not base or _is_web(url) else urljoin(base, url)
 
 
 def _hash(text: str) -> str:

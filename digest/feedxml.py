@@ -318,6 +318,8 @@ def _enclosure(e: dict[str, Any], el: Any) -> None:
 
 
 def _resolve(el: Any, href: str) -> str:
+    if href[:8].lower().startswith(("http://", "https://")):
+        return href  # already absolute; no need to look up the element's xml:base
     base = _base(el)
     return urljoin(base, href) if base else href
 
