@@ -1,10 +1,14 @@
-"""A feed-parsing process: lxml and nh3 beside the collector, not under its GIL.
+"""Feed-parsing processes: lxml and nh3 beside the collector, not under its GIL.
 
-``parsepool.ParsePool`` starts these as ``python -m digest.parse_worker`` and
-speaks frames over their pipes, each a 4-byte big-endian length and a pickle:
+``parsepool.ParsePool`` starts ``python -m digest.parse_worker FD [FD ...]`` with
+one end of a socket pair per worker. The process imports the parser once, then
+forks one copy of itself per further descriptor (a fresh single-threaded process:
+safe to fork), so N workers cost one interpreter start-up, not N. Each worker
+serves its own socket with frames, each a 4-byte big-endian length and a pickle:
 
-- a request is the ``parse_new`` arguments: (body, feed, now, known, base_url,
-  content_type);
+- first, unasked, its process id (so the collector can stop that one worker);
+- then per request the ``parse_new`` arguments: (body, feed, now, known,
+  base_url, content_type);
 - the reply is ("ok", (entries, articles)), ("error", one-line message) for a
   document that is not a feed, or ("crash", what went wrong) when the parser
   itself failed on it.
@@ -12,11 +16,10 @@ speaks frames over their pipes, each a 4-byte big-endian length and a pickle:
 A plain process of our own rather than multiprocessing: its workers re-import
 the parent's ``__main__``, which under the ``digest`` console script is the whole
 CLI (about 1.5 s of imports per worker, more than a cold collect's parsing).
-This one imports the parser only. The pickles come from our own parent over
-private pipes, never from the network.
+The pickles come from our own parent over private sockets, never from the network.
 
-It ends when stdin closes, so a collector killed with SIGKILL leaves no parser
-behind; it ignores SIGINT, leaving Ctrl-C to the collector, which closes stdin.
+A worker ends when its socket closes, so a collector killed with SIGKILL leaves
+no parser behind; it ignores SIGINT, leaving Ctrl-C to the collector.
 """
 
 from __future__ import annotations
@@ -72,15 +75,34 @@ def serve(fd_in: int, fd_out: int) -> None:
         request = _read_exactly(fd_in, _LEN.unpack(head)[0])
         if request is None:
             return
-        out = memoryview(frame(answer(request)))
-        while out:
-            out = out[os.write(fd_out, out):]
+        _write_all(fd_out, frame(answer(request)))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    out = memoryview(data)
+    while out:
+        out = out[os.write(fd, out):]
+
+
+def _work(fd: int) -> None:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        _write_all(fd, frame(pickle.dumps(os.getpid())))
+        serve(fd, fd)
 
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(BrokenPipeError):
-        serve(sys.stdin.fileno(), sys.stdout.fileno())
+    # The forked workers are reaped by the kernel, never left as zombies.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    fds = [int(a) for a in sys.argv[1:]]
+    for i, fd in enumerate(fds[1:], 1):
+        if os.fork() == 0:
+            for other in [fds[0], *fds[i + 1:]]:  # the ones between are closed already
+                os.close(other)
+            _work(fd)
+            os._exit(0)
+        os.close(fd)
+    _work(fds[0])
     # Nothing to flush (replies go out with os.write), and tearing down the parsed
     # documents' objects one by one would make the collector wait for it.
     os._exit(0)

@@ -7,9 +7,10 @@ cold collect measured twice the CPU of the same parses done one after another.
 Worker processes parse in parallel while this process only fetches and writes to
 SQLite.
 
-The workers start with the first document, so their imports overlap the fetches.
-A worker that dies (a parser crash on a hostile document) costs that one feed,
-not the run: the next document gets a fresh process. With one core, or
+The workers start with the first document (one interpreter, forked once per
+worker), so their imports overlap the fetches. A worker that dies (a parser crash
+on a hostile document) costs that one feed, not the run: the next document gets a
+fresh process. With one core, or
 ``parse_workers = 0``, documents are parsed in a thread instead.
 """
 
@@ -20,6 +21,8 @@ import contextlib
 import logging
 import os
 import pickle
+import signal
+import socket
 from collections.abc import Set
 from datetime import datetime
 
@@ -47,54 +50,65 @@ class _WorkerDied(Exception):
 
 
 class _Worker:
-    """One parsing process, started again when it has died."""
+    """One parsing process at the end of a socket; a dead one is replaced on the
+    next ask."""
 
     def __init__(self) -> None:
-        self.proc: asyncio.subprocess.Process | None = None
-        self._starting = asyncio.Lock()
+        self.pid: int | None = None
+        self.spawned: list[asyncio.subprocess.Process] = []  # replacements it started
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
 
-    async def start(self) -> None:
-        async with self._starting:  # the pool's warm-up and a first ask may overlap
-            if self.proc is None or self.proc.returncode is not None:
-                self.proc = await start_worker("digest.parse_worker")
+    async def attach(self, sock: socket.socket) -> None:
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=sock)
+        self.pid = pickle.loads(await self._read())  # the worker's hello
+
+    async def _read(self) -> bytes:
+        assert self._reader is not None
+        size = int.from_bytes(await self._reader.readexactly(4), "big")
+        return await self._reader.readexactly(size)
 
     async def ask(self, request: bytes) -> bytes:
-        await self.start()
-        proc = self.proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
         try:
-            proc.stdin.write(frame(request))
-            await proc.stdin.drain()
-            size = int.from_bytes(await proc.stdout.readexactly(4), "big")
-            return await proc.stdout.readexactly(size)
+            if self._writer is None:
+                self.spawned.append(await _spawn([self]))
+            assert self._writer is not None
+            self._writer.write(frame(request))
+            await self._writer.drain()
+            return await self._read()
         except (asyncio.IncompleteReadError, ConnectionError):
             self.kill()
-            await proc.wait()
             raise _WorkerDied from None
         except BaseException:
-            # Cancelled mid-frame: the pipes are out of step, so this process is done.
+            # Cancelled mid-frame: the socket is out of step, so this process is done.
             self.kill()
             raise
 
     def kill(self) -> None:
         """Stop this process for good; the next ask starts another."""
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signal.SIGKILL)
+        self.close()
 
-    async def close(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.returncode is None and proc.stdin is not None:
-            proc.stdin.close()  # the worker ends at EOF
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+    def close(self) -> None:
+        """Hang up: the worker ends when its socket closes."""
+        writer, self._writer, self._reader, self.pid = self._writer, None, None, None
+        if writer is not None:
+            writer.close()
+
+
+async def _spawn(workers: list[_Worker]) -> asyncio.subprocess.Process:
+    """One process for all of ``workers``: it imports the parser once and forks."""
+    pairs = [socket.socketpair() for _ in workers]
+    try:
+        proc = await start_worker("digest.parse_worker", *(theirs.fileno() for _, theirs in pairs))
+    finally:
+        for _, theirs in pairs:
+            theirs.close()
+    for worker, (ours, _) in zip(workers, pairs, strict=True):
+        await worker.attach(ours)
+    return proc
 
 
 class ParsePool:
@@ -104,14 +118,14 @@ class ParsePool:
         self.workers = default_workers() if workers is None else workers
         self._all = [_Worker() for _ in range(self.workers)]
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
-        self._started = False
+        self._procs: list[asyncio.subprocess.Process] = []
+        self._starting: asyncio.Task[None] | None = None
 
-    def _start(self) -> None:
+    async def _start(self) -> None:
         # On the first document, not before: a collect where every feed answers
-        # 304 starts no process at all. Then all of them at once, so their
-        # imports overlap the fetches still going on.
-        self._started = True
+        # 304 starts no process at all.
         log.debug("parsing with %d worker processes", self.workers)
+        self._procs.append(await _spawn(self._all))
         for worker in self._all:
             self._idle.put_nowait(worker)
 
@@ -123,9 +137,9 @@ class ParsePool:
                                            base_url=base_url, content_type=content_type)
         request = pickle.dumps((body, feed, now, frozenset(known), base_url, content_type),
                                protocol=pickle.HIGHEST_PROTOCOL)
-        if not self._started:
-            self._start()
-            await asyncio.gather(*(w.start() for w in self._all))
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
         worker = await self._idle.get()
         try:
             reply = await worker.ask(request)
@@ -143,4 +157,15 @@ class ParsePool:
         raise FeedError(str(value))
 
     async def close(self) -> None:
-        await asyncio.gather(*(worker.close() for worker in self._all))
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
+        for worker in self._all:
+            worker.close()
+        for proc in self._procs + [p for w in self._all for p in w.spawned]:
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
