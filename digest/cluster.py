@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -108,34 +108,35 @@ class _Day:
     key_mass: np.ndarray  # Σ idf over each article's names and numbers
     cap: int
 
-    def __post_init__(self) -> None:
-        # For score(), which runs in Python one pair at a time: plain lists, and
-        # each word's IDF with the too-common words (not blocked on) at zero.
-        self._rare = {w: (v if self.df[w] <= self.cap else 0.0) for w, v in self.idf.items()}
-        self._rare2 = {w: v * v for w, v in self._rare.items()}
-        self._hours = self.hours.tolist()
-        self._english = self.english.tolist()
-        self._feed = self.feed.tolist()
-        self._norm = self.norm.tolist()
-        self._mass = self.key_mass.tolist()
-
     def score(self, i: int, j: int) -> float:
         """The pair score, computed directly (for pairs blocking did not propose)."""
-        a, b = self.sigs[i], self.sigs[j]
-        dt = abs(self._hours[i] - self._hours[j])
-        if dt > WINDOW_HOURS:
-            return -1.0
-        lex = sum(map(self._rare2.__getitem__, a.words & b.words)) / (
-            self._norm[i] * self._norm[j] or 1.0)
-        keys = sum(map(self._rare.__getitem__, a.keys & b.keys))
-        names = 2 * keys / ((self._mass[i] + self._mass[j]) or 1.0)
-        if self._english[i] and self._english[j]:
-            cos = float(self.vec[i] @ self.vec[j])
-            base = W_COS * cos + W_LEX * lex + W_KEY * names + BIAS
-        else:
-            base = W_LEX_CROSS * lex + W_KEY_CROSS * names + BIAS_CROSS
-        same = W_SAME_FEED if self._feed[i] == self._feed[j] else 0.0
-        return base - W_HOURS * dt / 24.0 - same - penalty(a, b)
+        return self.scorer()(i, j)
+
+    def scorer(self) -> Callable[[int, int], float]:
+        """``score`` as a function with the day bound in (linking calls it for
+        thousands of pairs, one at a time): plain lists, each word's IDF with
+        the too-common words (not blocked on) at zero."""
+        rare = {w: (v if self.df[w] <= self.cap else 0.0) for w, v in self.idf.items()}
+        idf, idf2 = rare.__getitem__, {w: v * v for w, v in rare.items()}.__getitem__
+        sigs, rows = self.sigs, list(self.vec)
+        hours, english, feed = self.hours.tolist(), self.english.tolist(), self.feed.tolist()
+        norm, mass = self.norm.tolist(), self.key_mass.tolist()
+
+        def score(i: int, j: int) -> float:
+            a, b = sigs[i], sigs[j]
+            dt = abs(hours[i] - hours[j])
+            if dt > WINDOW_HOURS:
+                return -1.0
+            lex = sum(map(idf2, a.words & b.words)) / (norm[i] * norm[j] or 1.0)
+            names = 2 * sum(map(idf, a.keys & b.keys)) / ((mass[i] + mass[j]) or 1.0)
+            if english[i] and english[j]:
+                base = W_COS * float(rows[i] @ rows[j]) + W_LEX * lex + W_KEY * names + BIAS
+            else:
+                base = W_LEX_CROSS * lex + W_KEY_CROSS * names + BIAS_CROSS
+            same = W_SAME_FEED if feed[i] == feed[j] else 0.0
+            return base - W_HOURS * dt / 24.0 - same - penalty(a, b)
+
+        return score
 
 
 def penalty(a: Signature, b: Signature) -> float:
@@ -372,6 +373,7 @@ def _link(day: _Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[l
     linkable[j[scores >= 0]] = True
     kept = linkable[i] & linkable[j]
     table = dict(zip((i[kept] * n + j[kept]).tolist(), scores[kept].tolist(), strict=True))
+    score = day.scorer()
 
     def pair(x: int, y: int) -> float:
         if x > y:
@@ -379,7 +381,7 @@ def _link(day: _Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[l
         code = x * n + y
         got = table.get(code)
         if got is None:  # a pair blocking did not propose: scored once, here
-            got = table[code] = day.score(x, y)
+            got = table[code] = score(x, y)
         return got
 
     cohesions: dict[int, float] = {}  # by group owner, dropped when the group grows

@@ -208,9 +208,14 @@ def embed_async(texts: Sequence[str]) -> Pending:
 
 
 def warm() -> None:
-    """Load the model and start the worker, as a long-running process does once."""
+    """Load the model and start the worker, and have it answer once (its first
+    answer pays one-off costs), as a long-running process does once."""
     _parts()
-    _worker()
+    worker = _worker()
+    if worker is not None:
+        ticket = worker.submit(["warm up"])
+        if ticket is not None:
+            worker.receive(ticket, 1)
 
 
 def forget() -> None:
