@@ -71,14 +71,15 @@ def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: da
     matcher = TopicMatcher(config)
     vectors = clustering.start_vectors(pool)  # on the other core while signatures are read
     reading = read(pool, vectors.texts)  # once: clustering, topics and diversity share it
-    sig_of = {id(a): s for a, s in zip(pool, reading.sigs, strict=True)}
     groups = clustering.cluster(pool, reading, vectors)
+    place = {id(a): k for k, a in enumerate(pool)}
+    topics_of = matcher.topics_of_day(pool, reading)
     stories = []
     for group in groups:
-        topics = set().union(*(matcher.topics(a, sig_of[id(a)]) for a in group))
+        topics = set().union(*(topics_of[place[id(a)]] for a in group))
         stories.append(score_story(group, feeds, topics, config, now))
     stories.sort(key=lambda s: (-s.score, s.lead.title))
-    names = {id(s): sig_of[id(s.lead)].keys for s in stories}
+    names = {id(s): reading.sigs[place[id(s.lead)]].keys for s in stories}
     return Ranked(tuple(stories), select(stories, config, day, names=names), names, now)
 
 

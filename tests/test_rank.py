@@ -157,3 +157,20 @@ def test_signatures_read_the_whole_day_at_once() -> None:
     assert german.lang == "de" and not german.keys
     assert german.words == {"quake", "hit", "zone", "regierung", "polizei", "sagten", "brussel"}
     assert plain.title_keys == {"norge", "bank"}
+
+
+def test_topics_of_a_day_match_one_article_at_a_time(tmp_path: Path) -> None:
+    from digest.score import TopicMatcher
+    from digest.textsig import read
+
+    config = make_config(tmp_path, '[topics.markets]\nkeywords = ["interest rate", "Bank"]')
+    day = [art("Alpha", "Minister opens summit", 1),
+           art("Beta", "Chips and software", 2, "The central bank held its interest rate."),
+           art("Gamma", "Interest in rates rises", 3, "Nothing about the rate of interest."),
+           art("Beta", "Rate of interest: the Interest Rate question", 4),
+           art("Gamma", "Weather", 5, "Sunny.")]
+    matcher, reading = TopicMatcher(config), read(day)
+    one_by_one = [matcher.topics(a, s) for a, s in zip(day, reading.sigs, strict=True)]
+    assert matcher.topics_of_day(day, reading) == one_by_one
+    assert one_by_one[1] == {"tech", "markets"} and one_by_one[3] == {"markets"}
+    assert one_by_one[2] == set()
