@@ -265,18 +265,22 @@ def read(articles: Sequence[Article], texts: Sequence[str] | None = None) -> Rea
     low = np.bincount(key, weights=lowered & counted, minlength=len(strings))
     is_name = up > low
     keyed = (caps & is_name[key]) | numeric
-    words = _per_article(n, art, key, content | numeric, strings)
-    all_keys = _per_article(n, art, key, keyed, strings)
-    title_keys = _per_article(n, art, key, keyed & title, strings)
-    title_numbers = _per_article(n, art, key, numeric & title, strings)
+    word_art, word_id = _distinct(art, key, content | numeric, len(strings))
+    key_art, key_id = _distinct(art, key, keyed, len(strings))
+    named = np.array(strings, dtype=object)
+    words = _per_article(n, word_art, named[word_id].tolist())
+    all_keys = _per_article(n, key_art, named[key_id].tolist())
+    in_title = keyed & title
+    title_keys = _per_article(n, art[in_title], named[key[in_title]].tolist())
+    in_title = numeric & title
+    title_numbers = _per_article(n, art[in_title], named[key[in_title]].tolist())
     if texts is None:
         texts = [embed_text(a) for a in articles]
     sigs = [Signature(words=w, keys=k, title_keys=tk, title_numbers=tn, lang=_LANGS[lang],
                       embed_text=t)
             for t, w, k, tk, tn, lang in zip(texts, words, all_keys, title_keys,
                                              title_numbers, lang_of.tolist(), strict=True)]
-    return Reading(sigs, strings, *_distinct(art, key, content | numeric, len(strings)),
-                   *_distinct(art, key, keyed, len(strings)))
+    return Reading(sigs, strings, word_art, word_id, key_art, key_id)
 
 
 def _tokens(joined: str) -> tuple[dict[str, int], np.ndarray]:
@@ -335,11 +339,10 @@ def _distinct(art: np.ndarray, key: np.ndarray, mask: np.ndarray,
     return codes // size, codes % size
 
 
-def _per_article(n: int, art: np.ndarray, key: np.ndarray, mask: np.ndarray,
-                 strings: list[str]) -> list[frozenset[str]]:
-    """The keys of the masked tokens, as one set per article (tokens are in article order)."""
-    bounds = np.searchsorted(art[mask], np.arange(n + 1))
-    picked = [strings[k] for k in key[mask].tolist()]
+def _per_article(n: int, art: np.ndarray, picked: list[str]) -> list[frozenset[str]]:
+    """The ``picked`` keys, as one set per article (``art`` says whose each is,
+    in article order)."""
+    bounds = np.searchsorted(art, np.arange(n + 1))
     out = [frozenset[str]()] * n
     # Only articles with any such token: headline numbers are rare.
     ends = bounds.tolist()
