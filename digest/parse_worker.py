@@ -92,17 +92,23 @@ def _work(fd: int) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The forked workers are reaped by the kernel, never left as zombies.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     fds = [int(a) for a in sys.argv[1:]]
+    children = []
     for i, fd in enumerate(fds[1:], 1):
-        if os.fork() == 0:
+        pid = os.fork()
+        if pid == 0:
             for other in [fds[0], *fds[i + 1:]]:  # the ones between are closed already
                 os.close(other)
             _work(fd)
             os._exit(0)
+        children.append(pid)
         os.close(fd)
     _work(fds[0])
+    # The sockets close together at the end of a collect, so the others are ending
+    # too; reaping them adds their CPU time to ours, where the collector sees it.
+    for pid in children:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
     # Nothing to flush (replies go out with os.write), and tearing down the parsed
     # documents' objects one by one would make the collector wait for it.
     os._exit(0)
