@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import xml.sax
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Set
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any, Literal
@@ -244,25 +244,31 @@ def _categories(tags: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
 
 
 def _image(entry: Mapping[str, Any], content_html: str, *, base: str) -> str | None:
-    candidates: list[str] = []
+    for url in _image_candidates(entry, content_html):
+        absolute = _absolute(url.strip(), base)
+        if _is_web(absolute):
+            return absolute
+    return None
+
+
+def _image_candidates(entry: Mapping[str, Any], content_html: str) -> Iterator[str]:
+    """Image URLs in order of preference, lazily: the content's <img> tags are only
+    searched when the feed names no image (the content can be 100 KB)."""
     for m in entry.get("media_content") or ():
         kind = str(m.get("type") or "")
         url = str(m.get("url") or "")
         if m.get("medium") == "image" or kind.startswith("image/") or (
                 not kind and not m.get("medium") and _IMAGE_EXT.search(url)):
-            candidates.append(url)
-    candidates += [str(m.get("url") or "") for m in entry.get("media_thumbnail") or ()]
-    candidates += [str(e.get("href") or "") for e in entry.get("enclosures") or ()
-                   if str(e.get("type") or "").startswith("image/")]
+            yield url
+    for m in entry.get("media_thumbnail") or ():
+        yield str(m.get("url") or "")
+    for e in entry.get("enclosures") or ():
+        if str(e.get("type") or "").startswith("image/"):
+            yield str(e.get("href") or "")
     for tag in _IMG_SRC.finditer(content_html):
         # Skip 1x1 tracking pixels: they are images only to a mail client.
         if not _PIXEL.search(tag.group(0)):
-            candidates.append(html.unescape(tag.group(1)))
-    for url in candidates:
-        absolute = _absolute(url.strip(), base)
-        if _is_web(absolute):
-            return absolute
-    return None
+            yield html.unescape(tag.group(1))
 
 
 def _absolute(url: str, base: str) -> str:
