@@ -363,15 +363,27 @@ def _score_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
     return scores
 
 
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A label per article, the same for two articles joined by a path of (a, b) edges."""
+    label = np.arange(n)
+    while True:
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]  # and follow each label to its own label
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
 def _link(day: _Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[list[int]]:
     """Average-link agglomeration, best pair first, only over pairs scoring ≥ 0."""
     n = len(day.sigs)
-    # Only articles with a pair scoring ≥ 0 ever join a group, so only pairs
-    # between two such articles can be looked up while groups are compared.
-    linkable = np.zeros(n, dtype=bool)
-    linkable[i[scores >= 0]] = True
-    linkable[j[scores >= 0]] = True
-    kept = linkable[i] & linkable[j]
+    # Groups only ever grow along pairs scoring ≥ 0, so only pairs inside one
+    # connected part of those can be looked up while groups are compared.
+    part = _components(n, i[scores >= 0], j[scores >= 0])
+    kept = part[i] == part[j]
     table = dict(zip((i[kept] * n + j[kept]).tolist(), scores[kept].tolist(), strict=True))
     score = day.scorer()
 
