@@ -85,7 +85,7 @@ class Embedder:
         self._counts = np.zeros(1, np.float32)
 
     def _learn(self, chunks: Iterable[str]) -> None:
-        new = sorted(c for c in chunks if c not in self._index)
+        new = [c for c in chunks if c not in self._index]  # (their order does not matter)
         if not new:
             return
         limit = self._table.shape[0] - 1
