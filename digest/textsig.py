@@ -88,7 +88,11 @@ def fold(text: str) -> str:
 def stem(word: str) -> str:
     """A light, language-blind stem: enough to make "quakes"/"quake" and
     "Chile's"/"Chile" one key without merging unrelated words."""
-    w = fold(word).replace("’", "'")
+    return _stem_folded(fold(word))
+
+
+def _stem_folded(w: str) -> str:
+    w = w.replace("’", "'")
     if w.endswith("'s"):
         w = w[:-2]
     w = w.rsplit("'", 1)[-1]  # l'inflation -> inflation
@@ -133,10 +137,10 @@ def language(tokens: set[str]) -> str:
 def _word(token: str) -> tuple[str, bool]:
     """(stem, or the folded word when it is a function word; is it a content
     word), cached: a day repeats its words many times over."""
-    low = fold(token)
+    low = token.lower() if token.isascii() else fold(token)
     if low in STOP or len(low) < 3:
         return low, False
-    return stem(token), True
+    return _stem_folded(low), True
 
 
 @lru_cache(maxsize=1 << 16)
