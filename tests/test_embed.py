@@ -60,3 +60,14 @@ def test_texts_split_at_once_pool_as_one_by_one(texts: list[str]) -> None:
     assert np.allclose(got[41], alone.embed(["a b"])[0], atol=1e-6)
     assert np.allclose(got[42], alone.embed([" ".join(["word"] * 48)])[0], atol=1e-6)
     assert np.allclose(again, embed.Embedder(parts).embed(texts[40:80]), atol=1e-6)
+
+
+def test_marks_after_a_word_are_tokenized_on_their_own_with_the_same_ids(
+        texts: list[str]) -> None:
+    _, tokenizer = embed._parts()
+    chunks = sorted({c for t in texts for c in t.split()}
+                    | {"a.", "x)", "1,", "é,", "a²,", ".", ",,", "ok!?", "Zürich.", "U.S.", "'s"})
+    whole = tokenizer.encode_batch_fast(["\u2581\u2581" + c for c in chunks],
+                                        add_special_tokens=False)
+    assert embed._token_ids(tokenizer, chunks) == [e.ids for e in whole]
+    assert embed._tails[id(tokenizer)]  # this vocabulary allows the shortcut
