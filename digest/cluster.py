@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gc
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -346,9 +347,15 @@ def _score_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
     cos = np.zeros(len(i), dtype=np.float32)
     both = np.flatnonzero(english)
     step = 8192  # pairs at a time: keeps the gathered vectors in cache
-    for start in range(0, len(both), step):
-        at = both[start:start + step]
-        cos[at] = np.einsum("ij,ij->i", day.vec[i[at]], day.vec[j[at]])
+
+    def cosines(first: int, last: int) -> None:
+        for start in range(first, last, step):
+            at = both[start:min(start + step, last)]
+            cos[at] = np.einsum("ij,ij->i", day.vec[i[at]], day.vec[j[at]])
+
+    # Gathering the vectors is memory-bound numpy work that lets go of the GIL:
+    # a second thread takes half (the embedding worker's core is idle by now).
+    _in_two_threads(cosines, len(both), step)
     lex = lexnum / np.maximum(day.norm[i] * day.norm[j], 1e-9)
     names = 2 * keynum / np.maximum(day.key_mass[i] + day.key_mass[j], 1e-9)
     scores = _combine(cos, lex, names, dt, english, day.feed[i] == day.feed[j])
@@ -375,6 +382,31 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if np.array_equal(new, label):
             return label
         label = new
+
+
+def _in_two_threads(work: Callable[[int, int], None], size: int, step: int) -> None:
+    """``work(first, last)`` over range(size), the second half (cut at a
+    multiple of ``step``) in a helper thread; its error, if any, is raised here."""
+    half = size // 2 // step * step
+    if not half:
+        work(0, size)
+        return
+    failed: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            work(half, size)
+        except BaseException as error:  # handed to the caller below
+            failed.append(error)
+
+    helper = threading.Thread(target=second, name="digest-cluster")
+    helper.start()
+    try:
+        work(0, half)
+    finally:
+        helper.join()
+    if failed:
+        raise failed[0]
 
 
 def _link(day: _Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[list[int]]:
