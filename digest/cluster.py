@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 
@@ -45,6 +46,8 @@ from digest.background import MEAN
 from digest.embed import Pending, embed_async
 from digest.models import Article
 from digest.textsig import Reading, Signature, embed_text, read
+
+T = TypeVar("T")
 
 # Pair score weights (see the module docstring). Set on tests/data/clustering/.
 W_COS = 1.0
@@ -182,8 +185,11 @@ def cluster(articles: Sequence[Article], sigs: Reading | Sequence[Signature] | N
         return [[a] for a in articles]
     with paused_gc():
         day = _prepare(articles, sigs, vectors)
+        # Both candidate searches are mostly numpy that lets go of the GIL: LSH
+        # runs in a thread beside the blocking (on the embedding worker's core).
+        lsh = _in_thread(lambda: _lsh_codes(day))
         i, j, lexnum, keynum = _blocked_pairs(day)
-        i, j, lexnum, keynum = _add_lsh_pairs(day, i, j, lexnum, keynum)
+        i, j, lexnum, keynum = _add_lsh_pairs(day, i, j, lexnum, keynum, lsh())
         scores = _score_pairs(day, i, j, lexnum, keynum)
         groups = _link(day, i, j, scores)
     return [[articles[k] for k in sorted(g)] for g in groups]
@@ -296,11 +302,26 @@ def _posting_pairs(day: _Day, keys: bool) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _add_lsh_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
-                   keynum: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Add English pairs whose sentence vectors fall in one LSH bucket in some band."""
+                   keynum: np.ndarray, found: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Add English pairs whose sentence vectors fall in one LSH bucket in some
+    band (``found``: their codes, when _lsh_codes ran already)."""
+    found = _lsh_codes(day) if found is None else found
+    n = len(day.sigs)
+    known = i * n + j  # sorted
+    spot = np.searchsorted(known, found)
+    new = spot == len(known)
+    new[~new] = known[spot[~new]] != found[~new]
+    spot, extra = spot[new], found[new]
+    codes = np.insert(known, spot, extra)  # still sorted
+    return (codes // n, codes % n, np.insert(lexnum, spot, 0.0), np.insert(keynum, spot, 0.0))
+
+
+def _lsh_codes(day: _Day) -> np.ndarray:
+    """Sorted codes (i·n + j, i < j) of the English pairs sharing an LSH bucket."""
     english = np.flatnonzero(day.english)
     if len(english) < 2:
-        return i, j, lexnum, keynum
+        return np.zeros(0, np.int64)
     # Buckets of about the same size whatever the day's size: one bit per doubling.
     width = int(min(16, max(10, math.ceil(math.log2(len(english))) - 1)))
     rng = np.random.default_rng(20261126)  # fixed: the same day always clusters the same
@@ -319,7 +340,7 @@ def _add_lsh_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
     full = (sizes >= 2) & (sizes <= LSH_MAX_BUCKET)
     runs, sizes = runs[full], sizes[full]
     if not len(runs):
-        return i, j, lexnum, keynum
+        return np.zeros(0, np.int64)
     # Each member pairs with the members after it in its bucket.
     ends = np.repeat(runs + sizes, sizes)
     at = np.repeat(runs - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
@@ -329,14 +350,7 @@ def _add_lsh_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
     member = english[order % len(english)]
     x, y = member[first], member[second]
     found = np.sort(np.minimum(x, y) * n + np.maximum(x, y))
-    found = found[np.r_[True, found[1:] != found[:-1]]]  # (np.unique hashes: slower here)
-    known = i * n + j  # sorted
-    spot = np.searchsorted(known, found)
-    new = spot == len(known)
-    new[~new] = known[spot[~new]] != found[~new]
-    spot, extra = spot[new], found[new]
-    codes = np.insert(known, spot, extra)  # still sorted
-    return (codes // n, codes % n, np.insert(lexnum, spot, 0.0), np.insert(keynum, spot, 0.0))
+    return found[np.r_[True, found[1:] != found[:-1]]]  # (np.unique hashes: slower here)
 
 
 def _score_pairs(day: _Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
@@ -384,29 +398,42 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         label = new
 
 
+def _in_thread(work: Callable[[], T]) -> Callable[[], T]:
+    """Start ``work()`` in a helper thread; the answer waits for it (and raises
+    its error, if any)."""
+    answer: list[T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            answer.append(work())
+        except BaseException as error:  # handed to the caller below
+            failed.append(error)
+
+    helper = threading.Thread(target=run, name="digest-cluster")
+    helper.start()
+
+    def result() -> T:
+        helper.join()
+        if failed:
+            raise failed[0]
+        return answer[0]
+
+    return result
+
+
 def _in_two_threads(work: Callable[[int, int], None], size: int, step: int) -> None:
     """``work(first, last)`` over range(size), the second half (cut at a
-    multiple of ``step``) in a helper thread; its error, if any, is raised here."""
+    multiple of ``step``) in a helper thread."""
     half = size // 2 // step * step
     if not half:
         work(0, size)
         return
-    failed: list[BaseException] = []
-
-    def second() -> None:
-        try:
-            work(half, size)
-        except BaseException as error:  # handed to the caller below
-            failed.append(error)
-
-    helper = threading.Thread(target=second, name="digest-cluster")
-    helper.start()
+    second = _in_thread(lambda: work(half, size))
     try:
         work(0, half)
     finally:
-        helper.join()
-    if failed:
-        raise failed[0]
+        second()
 
 
 def _link(day: _Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[list[int]]:
