@@ -71,7 +71,7 @@ class FeedResult:
         return row
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Story:
     """One event: a lead article and others reporting the same thing."""
 

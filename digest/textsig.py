@@ -63,7 +63,7 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _SUMMARY_CHARS = 200  # enough for the lead; news summaries repeat themselves later
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Signature:
     """The clustering view of one article."""
 
