@@ -178,11 +178,18 @@ def cluster(articles: Sequence[Article], sigs: Reading | Sequence[Signature] | N
     ``sigs`` are the articles' signatures (best as ``textsig.read`` gives them)
     and ``vectors`` their sentence vectors (from ``start_vectors``) when the
     caller already has them."""
+    return [[articles[k] for k in g] for g in cluster_indexes(articles, sigs, vectors)]
+
+
+def cluster_indexes(articles: Sequence[Article],
+                    sigs: Reading | Sequence[Signature] | None = None,
+                    vectors: Pending | None = None) -> list[list[int]]:
+    """``cluster``, as ascending indexes into ``articles``."""
     n = len(articles)
     if n < 2:
         if vectors is not None:
             vectors.result()
-        return [[a] for a in articles]
+        return [[k] for k in range(n)]
     with paused_gc():
         day = _prepare(articles, sigs, vectors)
         # Both candidate searches are mostly numpy that lets go of the GIL: LSH
@@ -192,7 +199,7 @@ def cluster(articles: Sequence[Article], sigs: Reading | Sequence[Signature] | N
         i, j, lexnum, keynum = _add_lsh_pairs(day, i, j, lexnum, keynum, lsh())
         scores = _score_pairs(day, i, j, lexnum, keynum)
         groups = _link(day, i, j, scores)
-    return [[articles[k] for k in sorted(g)] for g in groups]
+    return [sorted(g) for g in groups]
 
 
 def _prepare(articles: Sequence[Article], given: Reading | Sequence[Signature] | None = None,

@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from digest import cluster as clustering
 from digest.config import Config
 from digest.models import Article, Section, Selection, Story, Subscriber
-from digest.score import TopicMatcher, score_story
+from digest.score import TopicMatcher, score_stories, score_story
 from digest.textsig import read, signatures
 
 DIVERSITY_OVERLAP = 0.5  # share of names two general-section stories may have in common
@@ -71,15 +71,12 @@ def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: da
     matcher = TopicMatcher(config)
     vectors = clustering.start_vectors(pool)  # on the other core while signatures are read
     reading = read(pool, vectors.texts)  # once: clustering, topics and diversity share it
-    groups = clustering.cluster(pool, reading, vectors)
-    place = {id(a): k for k, a in enumerate(pool)}
-    topics_of = matcher.topics_of_day(pool, reading)
-    stories = []
-    for group in groups:
-        topics = set().union(*(topics_of[place[id(a)]] for a in group))
-        stories.append(score_story(group, feeds, topics, config, now))
+    groups = clustering.cluster_indexes(pool, reading, vectors)
+    stories = score_stories(pool, groups, matcher.topics_of_day(pool, reading), feeds, config,
+                            now)
+    keys = {id(a): s.keys for a, s in zip(pool, reading.sigs, strict=True)}
     stories.sort(key=lambda s: (-s.score, s.lead.title))
-    names = {id(s): reading.sigs[place[id(s.lead)]].keys for s in stories}
+    names = {id(s): keys[id(s.lead)] for s in stories}
     return Ranked(tuple(stories), select(stories, config, day, names=names), names, now)
 
 

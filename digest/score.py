@@ -93,6 +93,42 @@ def lead_key(feeds: dict[str, Feed]) -> Callable[[Article], tuple[float, int, in
     return key
 
 
+def score_stories(articles: Sequence[Article], groups: Sequence[Sequence[int]],
+                  topics_of: Sequence[frozenset[str]], feeds: dict[str, Feed], config: Config,
+                  now: datetime) -> list[Story]:
+    """``score_story`` for every group of a day (indexes into ``articles``; an
+    article's topics in ``topics_of``), with the day's constants looked up once."""
+    sel = config.selection
+    half_life, topic_weight = sel.half_life_hours, sel.topic_weight
+    boost = getattr(sel, "coverage_boost", 0.25)
+    weight_of = {url: feed.weight for url, feed in feeds.items()}
+    key = lead_key(feeds)
+    out = []
+    for group in groups:
+        if len(group) == 1:  # most stories: nothing to order
+            lead = articles[group[0]]
+            others: tuple[Article, ...] = ()
+            newest, outlets, topics = lead.published, 1, topics_of[group[0]]
+        else:
+            members = [articles[k] for k in group]
+            ordered = sorted(members, key=key, reverse=True)
+            lead, others = ordered[0], tuple(ordered[1:])
+            newest = max(a.published for a in members)
+            outlets = len({a.source for a in members})
+            topics = frozenset().union(*(topics_of[k] for k in group))
+        age_h = max(0.0, (now - newest).total_seconds() / 3600)
+        recency = math.pow(0.5, age_h / half_life)
+        weight = weight_of.get(lead.feed_url, 1.0)
+        topic_part = topic_weight * len(topics)
+        coverage = min(MAX_COVERAGE, 1 + boost * (outlets - 1))
+        score = recency * (weight + topic_part) * coverage
+        out.append(Story(lead, others, round(score, 6), (
+            ("recency", round(recency, 4)), ("age_hours", round(age_h, 2)), ("weight", weight),
+            ("topics", round(topic_part, 4)), ("outlets", float(outlets)),
+            ("coverage", round(coverage, 4))), tuple(sorted(topics))))
+    return out
+
+
 def score_story(group: Sequence[Article], feeds: dict[str, Feed], topics: set[str],
                 config: Config, now: datetime) -> Story:
     """One story from its articles, scored, with every component kept for --explain."""

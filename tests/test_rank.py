@@ -174,3 +174,23 @@ def test_topics_of_a_day_match_one_article_at_a_time(tmp_path: Path) -> None:
     assert matcher.topics_of_day(day, reading) == one_by_one
     assert one_by_one[1] == {"tech", "markets"} and one_by_one[3] == {"markets"}
     assert one_by_one[2] == set()
+
+
+def test_a_days_stories_score_as_one_story_at_a_time(tmp_path: Path) -> None:
+    from digest.cluster import cluster_indexes
+    from digest.score import TopicMatcher, score_stories, score_story
+    from digest.textsig import read
+
+    config = make_config(tmp_path)
+    feeds = {f.url: f for f in config.feeds}
+    day = [art("Alpha", "Minister opens summit in Oslo", 1),
+           art("Beta", "Oslo summit opened by the minister", 2),
+           art("Gamma", "New chip software ships", 30),
+           art("Beta", "Weather", 5, "Sunny.")]
+    reading = read(day)
+    groups = cluster_indexes(day, reading)
+    topics = TopicMatcher(config).topics_of_day(day, reading)
+    want = [score_story([day[k] for k in g], feeds, set().union(*(topics[k] for k in g)),
+                        config, NOW) for g in groups]
+    assert score_stories(day, groups, topics, feeds, config, NOW) == want
+    assert any(len(g) > 1 for g in groups)
