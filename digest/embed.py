@@ -338,13 +338,17 @@ def _worker() -> _Worker | None:
     """The worker process, started on first use. None on a single core, and once a
     worker has failed: from then on this process embeds by itself."""
     global _pool
-    if len(os.sched_getaffinity(0)) < 2:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if cores < 2:
         return None
     with _pool_lock:
         if _pool is None:
             try:
                 _pool = _Worker()
-            except OSError:
+            except (OSError, ValueError):  # (ValueError: no pass_fds here)
                 return None
     return _pool if _pool.alive else None
 
