@@ -220,9 +220,9 @@ def _prepare(articles: Sequence[Article], given: Reading | Sequence[Signature] |
     day_mean = vec[english].mean(axis=0) if count else np.zeros(vec.shape[1], np.float32)
     mean = (count * day_mean + BACKGROUND_WEIGHT * np.asarray(MEAN, np.float32)) / (
         count + BACKGROUND_WEIGHT)
-    vec = vec - mean
+    vec -= mean  # in place: the day's vectors are made for this day alone
     lengths = np.linalg.norm(vec, axis=1, keepdims=True)
-    vec = vec / np.where(lengths > 0, lengths, 1.0)
+    vec /= np.where(lengths > 0, lengths, 1.0)
     df_of = np.bincount(reading.word_id, minlength=len(reading.vocab))
     # +10: in a small day every word is "rare"; this keeps IDF from overrating them.
     idf_of = np.log((n + 10) / (df_of + 0.5))
