@@ -191,12 +191,21 @@ def cluster_indexes(articles: Sequence[Article],
             vectors.result()
         return [[k] for k in range(n)]
     with paused_gc():
-        day = _prepare(articles, sigs, vectors)
-        # Both candidate searches are mostly numpy that lets go of the GIL: LSH
-        # runs in a thread beside the blocking (on the embedding worker's core).
-        lsh = _in_thread(lambda: _lsh_codes(day))
-        i, j, lexnum, keynum = _blocked_pairs(day)
-        i, j, lexnum, keynum = _add_lsh_pairs(day, i, j, lexnum, keynum, lsh())
+        if vectors is None:
+            vectors = start_vectors(articles)
+        day = _prepare_words(articles, sigs, vectors)
+        if vectors.ready():
+            # Both candidate searches are mostly numpy that lets go of the GIL:
+            # LSH runs in a thread beside the blocking (the worker's core is free).
+            _take_vectors(day, vectors)
+            lsh = _in_thread(lambda: _lsh_codes(day))
+            i, j, lexnum, keynum = _blocked_pairs(day)
+            found = lsh()
+        else:  # block on words and names while the worker finishes the vectors
+            i, j, lexnum, keynum = _blocked_pairs(day)
+            _take_vectors(day, vectors)
+            found = _lsh_codes(day)
+        i, j, lexnum, keynum = _add_lsh_pairs(day, i, j, lexnum, keynum, found)
         scores = _score_pairs(day, i, j, lexnum, keynum)
         groups = _link(day, i, j, scores)
     return [sorted(g) for g in groups]
@@ -204,25 +213,25 @@ def cluster_indexes(articles: Sequence[Article],
 
 def _prepare(articles: Sequence[Article], given: Reading | Sequence[Signature] | None = None,
              vectors: Pending | None = None) -> _Day:
+    """Everything pair scoring needs (signatures and vectors made here if not given)."""
     if vectors is None:
         vectors = start_vectors(articles)
+    day = _prepare_words(articles, given, vectors)
+    _take_vectors(day, vectors)
+    return day
+
+
+def _prepare_words(articles: Sequence[Article], given: Reading | Sequence[Signature] | None,
+                   vectors: Pending) -> _Day:
+    """The day without its vectors (``_take_vectors`` adds them): the blocking
+    needs only this, so it can run while the vectors are still being made."""
     if given is None:
         reading = read(articles, vectors.texts)
     else:
         reading = given if isinstance(given, Reading) else Reading.of(given)
     sigs = reading.sigs
-    vec = vectors.result()
     n = len(sigs)
     english = np.array([s.lang == "en" for s in sigs])
-    # Centre on the day's mean, blended with a typical day's mean while the day is
-    # small: two articles centred on their own mean would point in opposite ways.
-    count = int(english.sum())
-    day_mean = vec[english].mean(axis=0) if count else np.zeros(vec.shape[1], np.float32)
-    mean = (count * day_mean + BACKGROUND_WEIGHT * np.asarray(MEAN, np.float32)) / (
-        count + BACKGROUND_WEIGHT)
-    vec -= mean  # in place: the day's vectors are made for this day alone
-    lengths = np.linalg.norm(vec, axis=1, keepdims=True)
-    vec /= np.where(lengths > 0, lengths, 1.0)
     df_of = np.bincount(reading.word_id, minlength=len(reading.vocab))
     # +10: in a small day every word is "rare"; this keeps IDF from overrating them.
     idf_of = np.log((n + 10) / (df_of + 0.5))
@@ -237,9 +246,24 @@ def _prepare(articles: Sequence[Article], given: Reading | Sequence[Signature] |
     hours = np.array([a.published.timestamp() / 3600.0 for a in articles])
     feed_ids: dict[str, int] = {}
     feed = np.array([feed_ids.setdefault(a.feed_url, len(feed_ids)) for a in articles])
-    return _Day(sigs=sigs, reading=reading, vec=vec, english=english, hours=hours, feed=feed,
-                idf=idf, df=df, idf_of=idf_of, df_of=df_of, norm=norm, key_mass=key_mass,
-                cap=max(MAX_POSTING, n // 1000))
+    return _Day(sigs=sigs, reading=reading, vec=np.zeros((0, 0), np.float32), english=english,
+                hours=hours, feed=feed, idf=idf, df=df, idf_of=idf_of, df_of=df_of, norm=norm,
+                key_mass=key_mass, cap=max(MAX_POSTING, n // 1000))
+
+
+def _take_vectors(day: _Day, vectors: Pending) -> None:
+    """The day's sentence vectors, centred and made unit length."""
+    vec, english = vectors.result(), day.english
+    # Centre on the day's mean, blended with a typical day's mean while the day is
+    # small: two articles centred on their own mean would point in opposite ways.
+    count = int(english.sum())
+    day_mean = vec[english].mean(axis=0) if count else np.zeros(vec.shape[1], np.float32)
+    mean = (count * day_mean + BACKGROUND_WEIGHT * np.asarray(MEAN, np.float32)) / (
+        count + BACKGROUND_WEIGHT)
+    vec -= mean  # in place: the day's vectors are made for this day alone
+    lengths = np.linalg.norm(vec, axis=1, keepdims=True)
+    vec /= np.where(lengths > 0, lengths, 1.0)
+    day.vec = vec
 
 
 @lru_cache(maxsize=512)

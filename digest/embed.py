@@ -215,8 +215,13 @@ class Pending:
     def texts(self) -> Sequence[str]:
         return self._texts
 
+    def ready(self) -> bool:
+        """Would ``result()`` answer without waiting for the worker?"""
+        return self._vectors is not None or self._worker is None or self._worker.ready()
+
     def result(self) -> np.ndarray:
-        """The vectors (one row per text, as ``Embedder.embed``); waits for the worker."""
+        """The vectors (one row per text, as ``Embedder.embed``; the caller may
+        change them); waits for the worker."""
         if self._vectors is None:
             got = None
             if self._worker is not None and self._ticket is not None:
@@ -312,6 +317,13 @@ class _Worker:
                 self.alive = False
                 return None
             return out
+
+    def ready(self) -> bool:
+        """Is an answer waiting in the pipe (or nothing left to wait for)?"""
+        try:
+            return not self.alive or self._waiting is None or self._conn.poll()
+        except _BROKEN:
+            return True
 
     def forget(self) -> None:
         with self._io:

@@ -71,10 +71,11 @@ def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: da
     matcher = TopicMatcher(config)
     vectors = clustering.start_vectors(pool)  # on the other core while signatures are read
     reading = read(pool, vectors.texts)  # once: clustering, topics and diversity share it
-    groups = clustering.cluster_indexes(pool, reading, vectors)
-    stories = score_stories(pool, groups, matcher.topics_of_day(pool, reading), feeds, config,
-                            now)
+    # (Before clustering: the worker may still be making the vectors.)
+    topics_of = matcher.topics_of_day(pool, reading)
     keys = {id(a): s.keys for a, s in zip(pool, reading.sigs, strict=True)}
+    groups = clustering.cluster_indexes(pool, reading, vectors)
+    stories = score_stories(pool, groups, topics_of, feeds, config, now)
     stories.sort(key=lambda s: (-s.score, s.lead.title))
     names = {id(s): keys[id(s.lead)] for s in stories}
     return Ranked(tuple(stories), select(stories, config, day, names=names), names, now)
