@@ -1,13 +1,15 @@
 """Clustering + ranking of synthetic news days, and how the time grows.
 
     .venv/bin/python bench/rank.py [--sizes 5000,10000,20000,40000] [--baseline 5000]
+                                   [--repeat 3]
 
 Days are built by perturbing the labelled set (tests/data/clustering): each copy of
 it becomes a new set of events (new invented names, shifted numbers, part of the
-vocabulary swapped, times spread over two days). Each size is timed cold: the
-sentence-vector chunk caches (here and in the embedding worker process) and the
-word caches are emptied first (the model itself is loaded and the worker started
-once, and a 500-article day ranked once, before timing, as in a daemon).
+vocabulary swapped, times spread over two days). Each size is timed cold, best of
+--repeat runs: before each run the sentence-vector chunk caches (here and in the
+embedding worker process) and the word caches are emptied (the model itself is
+loaded and the worker started once, and a 500-article day ranked once, before
+timing, as in a daemon).
 
 baseline: naive all-pairs at the first size — the same pair score for every pair
 of the day (sentence-vector cosine by blocked matrix products, word overlap from
@@ -92,6 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="5000,10000,20000,40000")
     parser.add_argument("--baseline", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="cold runs per size; the best counts (this machine's speed "
+                             "swings by a third between runs)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     config = config_mod.load(REPO / "config.toml")
@@ -99,19 +104,24 @@ def main() -> None:
     # One small day first, so one-off process costs (thread pools, first large
     # allocations) do not land on the first size and skew the fitted exponent.
     rank.rank(synthetic_day(500).articles, config, now=NOW, day=DAY)
-    print(f"{'articles':>9} {'seconds':>8} {'stories':>8} {'pairs P':>8} {'pairs R':>8}")
+    print(f"{'articles':>9} {'seconds':>8} {'stories':>8} {'pairs P':>8} {'pairs R':>8}"
+          f"   every cold run (best of {args.repeat} counts)")
     timings: list[tuple[int, float]] = []
     for size in sizes:
         day = synthetic_day(size)
-        cold()
-        started = time.perf_counter()
-        ranked = rank.rank(day.articles, config, now=NOW, day=DAY)
-        seconds = time.perf_counter() - started
+        runs = []
+        for _ in range(max(1, args.repeat)):
+            cold()  # every run starts from nothing learnt, as a new day would
+            started = time.perf_counter()
+            ranked = rank.rank(day.articles, config, now=NOW, day=DAY)
+            runs.append(time.perf_counter() - started)
+        seconds = min(runs)
         timings.append((size, seconds))
         index = {a.id: k for k, a in enumerate(day.articles)}
         score = pairwise([[index[a.id] for a in s.articles] for s in ranked.stories], day.labels)
         print(f"{size:>9,} {seconds:>8.2f} {len(ranked.stories):>8,} "
-              f"{score.precision:>8.3f} {score.recall:>8.3f}", flush=True)
+              f"{score.precision:>8.3f} {score.recall:>8.3f}   "
+              f"{', '.join(f'{r:.2f}' for r in runs)}", flush=True)
     xs = np.log([n for n, _ in timings])
     ys = np.log([t for _, t in timings])
     exponent = float(np.polyfit(xs, ys, 1)[0]) if len(timings) > 1 else math.nan
