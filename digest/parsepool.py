@@ -76,7 +76,7 @@ class _Worker:
             self._writer.write(frame(request))
             await self._writer.drain()
             return await self._read()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, OSError):  # died, or could not start
             self.kill()
             raise _WorkerDied from None
         except BaseException:
@@ -106,8 +106,16 @@ async def _spawn(workers: list[_Worker]) -> asyncio.subprocess.Process:
     finally:
         for _, theirs in pairs:
             theirs.close()
-    for worker, (ours, _) in zip(workers, pairs, strict=True):
-        await worker.attach(ours)
+    try:
+        for worker, (ours, _) in zip(workers, pairs, strict=True):
+            await worker.attach(ours)
+    except BaseException:  # it died before saying hello: hang up on every worker
+        for ours, _ in pairs:
+            ours.close()
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
     return proc
 
 
@@ -139,7 +147,16 @@ class ParsePool:
                                protocol=pickle.HIGHEST_PROTOCOL)
         if self._starting is None:
             self._starting = asyncio.ensure_future(self._start())
-        await asyncio.shield(self._starting)
+        try:
+            await asyncio.shield(self._starting)
+        except (asyncio.IncompleteReadError, OSError) as e:
+            if self._all:  # the first document to hear of it says so
+                log.warning("no parse worker processes (%s); parsing in a thread", e)
+                for worker in self._all:
+                    worker.close()
+                self._all = []
+            return await self.parse(body, feed, now=now, known=known, base_url=base_url,
+                                    content_type=content_type)
         worker = await self._idle.get()
         try:
             reply = await worker.ask(request)

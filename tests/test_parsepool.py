@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from digest import parsepool
 from digest.errors import FeedError
 from digest.feedparse import parse_new
 from digest.models import Feed
@@ -105,3 +106,21 @@ def test_a_parser_bug_is_a_reply_not_a_dead_worker() -> None:
     not_a_feed = pickle.loads(answer(pickle.dumps(
         (b"<html><body>hello</body></html>", feed, NOW, frozenset(), None, "text/html"))))
     assert not_a_feed == ("error", "not a feed: the server sent an HTML page")
+
+
+async def test_workers_that_cannot_start_leave_parsing_to_a_thread(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    async def no_processes(module: str, *fds: int) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parsepool, "start_worker", no_processes)
+    body, feed = _doc()
+    pool = ParsePool(2)
+    try:
+        got = [await pool.parse(body, feed, now=NOW, known=set(), base_url=None,
+                                content_type=None) for _ in range(2)]
+    finally:
+        await pool.close()
+    assert [entries for entries, _ in got] == [10, 10]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "parsing in a thread" in warnings[0]
