@@ -106,6 +106,8 @@ class Fetcher:
                 # Bodies are decoded here, step by step under the size cap.
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
+                # aiohttp refuses a header line over 8 KB; sites send longer cookies.
+                max_line_size=64 * 1024, max_field_size=64 * 1024,
                 trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as curl and httpx read them
             )
         return self

@@ -280,3 +280,10 @@ async def test_not_modified_is_not_parsed(feed_server: FeedServer, store: Store)
     second = await run_one(feed_server, store, "cond", serve)
     assert (first.status, second.status, second.items) == ("ok", "not_modified", 0)
     assert calls == [None, "Fri, 27 Nov 2026 15:30:00 GMT"]
+
+
+async def test_a_long_header_line_is_read(feed_server: FeedServer, store: Store) -> None:
+    """Sites send cookies far over aiohttp's 8 KB default line limit."""
+    r = await run_one(feed_server, store, "cookies.xml",
+                      route(200, GOOD, Set_Cookie="session=" + "x" * 20000))
+    assert (r.status, r.items) == ("ok", 1)
