@@ -122,10 +122,10 @@ def score_stories(articles: Sequence[Article], groups: Sequence[Sequence[int]],
         topic_part = topic_weight * len(topics)
         coverage = min(MAX_COVERAGE, 1 + boost * (outlets - 1))
         score = recency * (weight + topic_part) * coverage
-        out.append(Story(lead, others, round(score, 6), (
-            ("recency", round(recency, 4)), ("age_hours", round(age_h, 2)), ("weight", weight),
-            ("topics", round(topic_part, 4)), ("outlets", float(outlets)),
-            ("coverage", round(coverage, 4))), tuple(sorted(topics))))
+        out.append(Story(lead, others, round(score, 6), {
+            "recency": round(recency, 4), "age_hours": round(age_h, 2), "weight": weight,
+            "topics": round(topic_part, 4), "outlets": float(outlets),
+            "coverage": round(coverage, 4)}, tuple(sorted(topics))))
     return out
 
 
@@ -148,8 +148,8 @@ def score_story(group: Sequence[Article], feeds: dict[str, Feed], topics: set[st
     boost = getattr(sel, "coverage_boost", 0.25)
     coverage = min(MAX_COVERAGE, 1 + boost * (outlets - 1))
     score = recency * (weight + topic_part) * coverage
-    reasons = (("recency", round(recency, 4)), ("age_hours", round(age_h, 2)),
-               ("weight", weight), ("topics", round(topic_part, 4)),
-               ("outlets", float(outlets)), ("coverage", round(coverage, 4)))
+    reasons = {"recency": round(recency, 4), "age_hours": round(age_h, 2), "weight": weight,
+               "topics": round(topic_part, 4), "outlets": float(outlets),
+               "coverage": round(coverage, 4)}
     return Story(lead=lead, others=tuple(ordered[1:]), score=round(score, 6), reasons=reasons,
                  topics=tuple(sorted(topics)))

@@ -68,6 +68,7 @@ def test_score_components_and_order(tmp_path: Path) -> None:
     reasons = dict(story.reasons)
     assert reasons["recency"] == round(0.5 ** 2, 4)  # 24 h at a 12 h half-life
     assert story.score == round(0.25 * 1.0 * 1.0, 6)
+    assert isinstance(hash(story), int)  # the components' dict stays out of the hash
 
 
 def test_same_event_folds_distinct_events_stay_apart(tmp_path: Path) -> None:
