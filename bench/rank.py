@@ -7,9 +7,11 @@ Days are built by perturbing the labelled set (tests/data/clustering): each copy
 it becomes a new set of events (new invented names, shifted numbers, part of the
 vocabulary swapped, times spread over two days). Each size is timed cold, best of
 --repeat runs: before each run the sentence-vector chunk caches (here and in the
-embedding worker process) and the word caches are emptied (the model itself is
-loaded and the worker started once, and a 500-article day ranked once, before
-timing, as in a daemon).
+embedding worker process) and the word caches are emptied, and the runs before
+it are cleared away, stories and garbage (a real run has none in its process;
+a daemon frees yesterday's long before). The model itself is loaded and the
+worker started once, and a 500-article day ranked once, before timing, as in a
+daemon.
 
 baseline: naive all-pairs at the first size — the same pair score for every pair
 of the day (sentence-vector cosine by blocked matrix products, word overlap from
@@ -23,6 +25,7 @@ exponent <= 1.2.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import sys
 import time
@@ -107,16 +110,21 @@ def main() -> None:
     print(f"{'articles':>9} {'seconds':>8} {'stories':>8} {'pairs P':>8} {'pairs R':>8}"
           f"   every cold run (best of {args.repeat} counts)")
     timings: list[tuple[int, float]] = []
+    ranked: rank.Ranked | None = None
     for size in sizes:
+        ranked = None  # the last size's stories go before this size is built
         day = synthetic_day(size)
         runs = []
         for _ in range(max(1, args.repeat)):
             cold()  # every run starts from nothing learnt, as a new day would
+            ranked = None
+            gc.collect()  # and without the garbage of the runs before it
             started = time.perf_counter()
             ranked = rank.rank(day.articles, config, now=NOW, day=DAY)
             runs.append(time.perf_counter() - started)
         seconds = min(runs)
         timings.append((size, seconds))
+        assert ranked is not None
         index = {a.id: k for k, a in enumerate(day.articles)}
         score = pairwise([[index[a.id] for a in s.articles] for s in ranked.stories], day.labels)
         print(f"{size:>9,} {seconds:>8.2f} {len(ranked.stories):>8,} "
