@@ -122,7 +122,8 @@ def test_export_round_trips_through_import(tmp_path: Path, folder: Path) -> None
     other = tmp_path / "other"
     other.mkdir()
     (other / "x.toml").write_text("")
-    again = table_io.plan_import(csv_file, other / "x.toml", subs.load(other), set(), TOPICS)
+    again = table_io.plan_import(csv_file, other / "x.toml", subs.load(other), set(), TOPICS,
+                                 today=TODAY)
     assert again.problems == () and again.ignored_columns == ("lists", "suppressed")
     assert [r.table for r in again.new] == [
         {"email": r["email"], **({"name": r["name"]} if r["name"] else {}), "topics": r["topics"],
