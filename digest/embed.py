@@ -18,7 +18,6 @@ keeps its own chunk cache; ``forget`` empties both caches.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import socket
 import subprocess
@@ -32,6 +31,8 @@ from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
+
+from digest.worker_process import usable_cores, worker_env
 
 DIM = 256
 
@@ -269,13 +270,10 @@ class _Worker:
         # A plain child interpreter over a socket pair (not multiprocessing's
         # spawn, which re-runs the caller's main script in the child).
         ours, theirs = socket.socketpair()
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
-               # One core for the worker: the tokenizer's thread pool would take
-               # the other from the signatures it runs beside.
-               "TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1",
-               "OPENBLAS_NUM_THREADS": "1"}
+        # One core for the worker: the tokenizer's thread pool would take the
+        # other from the signatures it runs beside.
+        env = worker_env(TOKENIZERS_PARALLELISM="false", RAYON_NUM_THREADS="1",
+                         OPENBLAS_NUM_THREADS="1")
         entry = f"from digest.embed import _child; _child({theirs.fileno()})"
         try:
             self._process = subprocess.Popen([sys.executable, "-c", entry],
@@ -350,11 +348,7 @@ def _worker() -> _Worker | None:
     """The worker process, started on first use. None on a single core, and once a
     worker has failed: from then on this process embeds by itself."""
     global _pool
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    if cores < 2:
+    if usable_cores() < 2:
         return None
     with _pool_lock:
         if _pool is None:

@@ -30,7 +30,7 @@ from digest.errors import FeedError
 from digest.feedparse import parse_new
 from digest.models import Article, Feed
 from digest.parse_worker import frame
-from digest.worker_process import start_worker
+from digest.worker_process import start_worker, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,7 @@ log = logging.getLogger(__name__)
 def default_workers() -> int:
     """One worker per core this process may use, up to 4; none on a single core,
     where a process would only add pickling to the same CPU time."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on every platform
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     return 0 if cores < 2 else min(4, cores)
 
 

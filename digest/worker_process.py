@@ -12,13 +12,26 @@ import sys
 from pathlib import Path
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """Our environment, with this digest package importable in the child wherever
+    it was imported from here (a checkout, a venv), plus ``extra``."""
+    here = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (here, os.environ.get("PYTHONPATH")) if p), **extra}
+
+
 async def start_worker(module: str, *fds: int) -> asyncio.subprocess.Process:
     """``python -m module``, stderr ours; with ``fds``: those descriptors passed down
     and named on its command line, stdin closed; without: piped stdin and stdout."""
-    # This digest package, wherever it was imported from (a checkout, a venv).
-    here = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (here, os.environ.get("PYTHONPATH")) if p)}
+    env = worker_env()
     if fds:
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", module, *map(str, fds), pass_fds=fds,
