@@ -57,10 +57,6 @@ class _Run:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.writer, functools.partial(fn, *args, **kwargs))
 
-    async def save(self, outcome: FeedOutcome) -> int:
-        """Record one feed's outcome; how many of its articles were new."""
-        return await self.saver.save(outcome)
-
 
 class _Saver:
     """Feed outcomes written in batches, a few transactions per collect instead of
@@ -199,8 +195,8 @@ async def _collect_one(feed: Feed, run: _Run) -> FeedResult:
             log.warning("%s: moved permanently to %s (update config.toml)", feed.name,
                         fetched.moved_to)
         if fetched.body is None:
-            await run.save(FeedOutcome(feed.url, feed.name, "not_modified",
-                                       moved_to=fetched.moved_to))
+            await run.saver.save(FeedOutcome(feed.url, feed.name, "not_modified",
+                                             moved_to=fetched.moved_to))
             return FeedResult(feed=feed.name, url=feed.url, status="not_modified",
                               moved_to=moved_to)
         # A feed seen before is mostly items we have: those are counted, not reworked.
@@ -213,12 +209,12 @@ async def _collect_one(feed: Feed, run: _Run) -> FeedResult:
     except FeedError as e:
         gone = isinstance(e, FetchError) and e.gone
         wait = e.retry_after if isinstance(e, FetchError) else None
-        await run.save(FeedOutcome(feed.url, feed.name, "error", error=e.message, dead=gone,
-                                   retry_after=wait))
+        await run.saver.save(FeedOutcome(feed.url, feed.name, "error", error=e.message,
+                                         dead=gone, retry_after=wait))
         log.warning("%s: %s", feed.name, e.message)
         return FeedResult(feed=feed.name, url=feed.url, status="error", error=e.message,
                           moved_to=state.moved_to)
-    new = await run.save(FeedOutcome(
+    new = await run.saver.save(FeedOutcome(
         feed.url, feed.name, "ok", articles, etag=fetched.etag,
         last_modified=fetched.last_modified, moved_to=fetched.moved_to, items=items))
     log.debug("%s: %d items, %d new", feed.name, items, new)

@@ -82,10 +82,9 @@ class Limits:
 class Fetcher:
     """One collect's HTTP client with its limits; use as an async context manager."""
 
-    def __init__(self, limits: Limits, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self._given = session
-        self._session: aiohttp.ClientSession | None = session
+        self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(max(1, limits.concurrency))
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
@@ -95,25 +94,24 @@ class Fetcher:
         return self._session
 
     async def __aenter__(self) -> Fetcher:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=max(1, self.limits.concurrency),
-                    limit_per_host=max(1, self.limits.per_host), ssl=_tls_context()),
-                timeout=aiohttp.ClientTimeout(total=None,
-                                              sock_connect=self.limits.connect_timeout,
-                                              sock_read=self.limits.read_timeout),
-                # Bodies are decoded here, step by step under the size cap.
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # aiohttp refuses a header line over 8 KB; sites send longer cookies.
-                max_line_size=64 * 1024, max_field_size=64 * 1024,
-                trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as curl and httpx read them
-            )
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=max(1, self.limits.concurrency),
+                limit_per_host=max(1, self.limits.per_host), ssl=_tls_context()),
+            timeout=aiohttp.ClientTimeout(total=None,
+                                          sock_connect=self.limits.connect_timeout,
+                                          sock_read=self.limits.read_timeout),
+            # Bodies are decoded here, step by step under the size cap.
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # aiohttp refuses a header line over 8 KB; sites send longer cookies.
+            max_line_size=64 * 1024, max_field_size=64 * 1024,
+            trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as curl and httpx read them
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._given is None and self._session is not None:
+        if self._session is not None:
             await self._session.close()
             self._session = None
 
