@@ -44,6 +44,9 @@ def _iso(text: str) -> datetime | None:
 
 
 _YEAR = re.compile(r"(?<![\d:])\d{3,4}(?![\d:])")
+# What _rfc822 returns for a date it read as "no date": year 1, which parse_date turns
+# into None without asking feedparser (whose import costs a parse worker ~0.1 s).
+_NO_DATE = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def _rfc822(text: str) -> datetime | None:
@@ -52,7 +55,8 @@ def _rfc822(text: str) -> datetime | None:
         return None
     year = _YEAR.search(text)
     if year is not None and int(year.group(0)) != parts[0]:
-        return None  # "0001": email.utils reads it as 2001, but it means "no date"
+        # "0001": email.utils reads it as 2001, but it means "no date".
+        return _NO_DATE if int(year.group(0)) < 1900 else None
     try:
         y, mo, d, h, mi, s = parts[:6]
         dt = datetime(y, mo, d, h, mi, s, tzinfo=UTC)
