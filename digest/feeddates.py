@@ -43,7 +43,7 @@ def _iso(text: str) -> datetime | None:
     return dt
 
 
-_YEAR = re.compile(r"(?<![\d:])\d{3,4}(?![\d:])")
+_YEAR = re.compile(r"(?<![\d:+-])\d{3,4}(?![\d:])")  # not the zone: "+0000"
 # What _rfc822 returns for a date it read as "no date": year 1, which parse_date turns
 # into None without asking feedparser (whose import costs a parse worker ~0.1 s).
 _NO_DATE = datetime(1, 1, 1, tzinfo=UTC)
