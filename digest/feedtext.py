@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import re
 from typing import TypeGuard
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import nh3
 
@@ -59,12 +59,22 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]?\s")
 
 
 def _cleaner(base: str) -> nh3.Cleaner:
-    def resolve(url: str) -> str | None:
-        absolute = urljoin(base, url) if base else url
-        return absolute if urlsplit(absolute).scheme in _URL_SCHEMES else None
+    # Relative URLs resolve in nh3 itself (as a browser would): a Python callback per
+    # URL was a fifth of the sanitizing time. nh3 does not check the scheme of what it
+    # resolved, so only an http(s) base resolves; with any other, or none, a relative
+    # URL could only lead nowhere (or to a file:) and is dropped.
+    relative: str | tuple[str, str] = "deny"
+    if urlsplit(base).scheme.lower() in ("http", "https"):
+        relative = ("rewrite_with_base", base)
+    try:
+        return _nh3_cleaner(relative)
+    except ValueError:  # a base nh3 cannot parse ("http://")
+        return _nh3_cleaner("deny")
 
+
+def _nh3_cleaner(relative: str | tuple[str, str]) -> nh3.Cleaner:
     return nh3.Cleaner(tags=_TAGS, attributes=_ATTRIBUTES, clean_content_tags=_DROP_WITH_CONTENT,
-                       url_schemes=_URL_SCHEMES, url_relative=resolve,
+                       url_schemes=_URL_SCHEMES, url_relative=relative,
                        link_rel="noopener noreferrer")
 
 

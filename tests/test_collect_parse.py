@@ -15,7 +15,7 @@ import pytest
 from digest.charset import detect
 from digest.errors import FeedError
 from digest.feeddates import parse_date
-from digest.feedparse import canonical_url, parse_feed, read_entries, shorten
+from digest.feedparse import canonical_url, parse_feed, read_entries, sanitize, shorten
 from digest.feedxml import read_xml
 from digest.models import Article, Feed
 
@@ -332,3 +332,22 @@ def test_shorten_cuts_at_sentence_or_word() -> None:
     words = "word " * 100
     assert shorten(words).endswith("word…") and len(shorten(words)) <= 301
     assert shorten("short.") == "short."
+
+
+@pytest.mark.parametrize(("base", "html", "expected"), [
+    ("https://site.example/blog/feed", '<a href="p/1">x</a>', 'href="https://site.example/blog/p/1"'),
+    ("https://site.example/blog/feed", '<img src="//cdn.example/i.png">', 'src="https://cdn.example/i.png"'),
+    ("https://site.example/blog/feed", '<a href="../up?q=1#f">x</a>', 'href="https://site.example/up?q=1#f"'),
+    # Only an http(s) base resolves: against any other, a relative link is dropped.
+    ("file:///srv/feed.xml", '<a href="p/1">x</a>', "<a "),
+    ("", '<a href="p/1">x</a>', "<a "),
+    ("http://", '<a href="p/1">x</a>', "<a "),  # a base nh3 cannot read
+])
+def test_sanitize_resolves_relative_urls_against_web_bases_only(
+        base: str, html: str, expected: str) -> None:
+    out = sanitize(html, base=base)
+    assert expected in out
+    if expected == "<a ":
+        assert "href" not in out  # not kept as it was, nor resolved to file:
+    for unsafe in ('<a href="javascript:alert(1)">x</a>', '<a href="data:text/html,x">x</a>'):
+        assert "href" not in sanitize(unsafe, base=base)
