@@ -136,6 +136,10 @@ async def collect(feeds: Sequence[Feed], store: Store, *, now: datetime | None =
     states = {s.url: s for s in store.feed_states()}
     parser = ParsePool(parse_workers)
     try:
+        if any(_will_send_a_document(states.get(f.url)) for f in feeds):
+            # Forked before the first fetch: ready when the first document is, and
+            # before this process has threads of its own (the store's, the resolver's).
+            parser.start()
         with ThreadPoolExecutor(1, thread_name_prefix="digest-store") as writer:
             async with Fetcher(limits) as fetcher:
                 run = _Run(store, fetcher, states, now, max_bytes, writer, parser,
@@ -220,6 +224,11 @@ async def _collect_one(feed: Feed, run: _Run) -> FeedResult:
     log.debug("%s: %d items, %d new", feed.name, items, new)
     return FeedResult(feed=feed.name, url=feed.url, status="ok", items=items, new=new,
                       moved_to=moved_to)
+
+
+def _will_send_a_document(state: FeedState | None) -> bool:
+    """A feed with nothing to make a GET conditional will answer with a document."""
+    return state is None or not (state.etag or state.last_modified)
 
 
 def _skip_reason(state: FeedState, now: datetime) -> str | None:

@@ -5,9 +5,10 @@ Pure functions, shared by every parser path (lxml, feedparser, JSON Feed).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
-from typing import TypeGuard
+from typing import Literal, TypeGuard
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import nh3
@@ -63,16 +64,14 @@ def _cleaner(base: str) -> nh3.Cleaner:
     # URL was a fifth of the sanitizing time. nh3 does not check the scheme of what it
     # resolved, so only an http(s) base resolves; with any other, or none, a relative
     # URL could only lead nowhere (or to a file:) and is dropped.
-    relative: str | tuple[str, str] = "deny"
     if urlsplit(base).scheme.lower() in ("http", "https"):
-        relative = ("rewrite_with_base", base)
-    try:
-        return _nh3_cleaner(relative)
-    except ValueError:  # a base nh3 cannot parse ("http://")
-        return _nh3_cleaner("deny")
+        with contextlib.suppress(ValueError):  # a base nh3 cannot read ("http://")
+            return _nh3_cleaner(("rewrite_with_base", base))
+    return _nh3_cleaner("deny")
 
 
-def _nh3_cleaner(relative: str | tuple[str, str]) -> nh3.Cleaner:
+def _nh3_cleaner(relative: Literal["deny"] | tuple[Literal["rewrite_with_base"], str]
+                 ) -> nh3.Cleaner:
     return nh3.Cleaner(tags=_TAGS, attributes=_ATTRIBUTES, clean_content_tags=_DROP_WITH_CONTENT,
                        url_schemes=_URL_SCHEMES, url_relative=relative,
                        link_rel="noopener noreferrer")

@@ -7,17 +7,21 @@ cold collect measured twice the CPU of the same parses done one after another.
 Worker processes parse in parallel while this process only fetches and writes to
 SQLite.
 
-The workers start with the first document (one interpreter, forked once per
-worker), so their imports overlap the fetches. A worker that dies (a parser crash
-on a hostile document) costs that one feed, not the run: the next document gets a
-fresh process. With one core, or
-``parse_workers = 0``, documents are parsed in a thread instead.
+The workers are forks of this process, started by ``start()`` (the collector
+calls it before fetching when some feed will likely send a document) or else
+with the first document: a collect where every feed answers 304 starts none. A
+worker that dies (a parser crash on a hostile document) costs that one feed, not
+the run: the next document gets a fresh process. With one core, or
+``parse_workers = 0``, or when the system cannot fork, documents are parsed in a
+thread instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import os
 import pickle
@@ -29,8 +33,8 @@ from datetime import datetime
 from digest.errors import FeedError
 from digest.feedparse import parse_new
 from digest.models import Article, Feed
-from digest.parse_worker import frame
-from digest.worker_process import start_worker, usable_cores
+from digest.parse_worker import fork_worker, frame
+from digest.worker_process import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +54,31 @@ class _Worker:
     """One parsing process at the end of a socket; a dead one is replaced on the
     next ask."""
 
-    def __init__(self) -> None:
+    def __init__(self, forked: list[int]) -> None:
         self.pid: int | None = None
-        self.spawned: list[asyncio.subprocess.Process] = []  # replacements it started
+        self._forked = forked  # every pid the pool started, to reap at close
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._sock: socket.socket | None = None  # ours, until the event loop takes it
 
-    async def attach(self, sock: socket.socket) -> None:
-        self._reader, self._writer = await asyncio.open_unix_connection(sock=sock)
-        self.pid = pickle.loads(await self._read())  # the worker's hello
+    def start(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            self.pid = fork_worker(theirs.fileno())
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._forked.append(self.pid)
+        self._sock = ours
+
+    async def _attach(self) -> None:
+        if self._writer is None:
+            if self.pid is None:
+                self.start()
+            sock, self._sock = self._sock, None
+            self._reader, self._writer = await asyncio.open_unix_connection(sock=sock)
 
     async def _read(self) -> bytes:
         assert self._reader is not None
@@ -67,8 +87,7 @@ class _Worker:
 
     async def ask(self, request: bytes) -> bytes:
         try:
-            if self._writer is None:
-                self.spawned.append(await _spawn([self]))
+            await self._attach()
             assert self._writer is not None
             self._writer.write(frame(request))
             await self._writer.drain()
@@ -91,29 +110,11 @@ class _Worker:
     def close(self) -> None:
         """Hang up: the worker ends when its socket closes."""
         writer, self._writer, self._reader, self.pid = self._writer, None, None, None
+        sock, self._sock = self._sock, None
         if writer is not None:
             writer.close()
-
-
-async def _spawn(workers: list[_Worker]) -> asyncio.subprocess.Process:
-    """One process for all of ``workers``: it imports the parser once and forks."""
-    pairs = [socket.socketpair() for _ in workers]
-    try:
-        proc = await start_worker("digest.parse_worker", *(theirs.fileno() for _, theirs in pairs))
-    finally:
-        for _, theirs in pairs:
-            theirs.close()
-    try:
-        for worker, (ours, _) in zip(workers, pairs, strict=True):
-            await worker.attach(ours)
-    except BaseException:  # it died before saying hello: hang up on every worker
-        for ours, _ in pairs:
-            ours.close()
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-    return proc
+        if sock is not None:
+            sock.close()
 
 
 class ParsePool:
@@ -121,46 +122,50 @@ class ParsePool:
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = default_workers() if workers is None else workers
-        self._all = [_Worker() for _ in range(self.workers)]
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
-        self._procs: list[asyncio.subprocess.Process] = []
-        self._starting: asyncio.Task[None] | None = None
+        self.forked: list[int] = []
+        self._all = [_Worker(self.forked) for _ in range(self.workers)]
+        self._idle: list[_Worker] | None = None
+        # Documents waiting for a worker, largest first: the 2 MB feed that comes in
+        # mid-run would otherwise be parsed last, by one worker, while the other idles.
+        self._waiting: list[tuple[int, int, asyncio.Future[_Worker]]] = []
+        self._arrivals = itertools.count()
 
-    async def _start(self) -> None:
-        # On the first document, not before: a collect where every feed answers
-        # 304 starts no process at all.
-        log.debug("parsing with %d worker processes", self.workers)
-        self._procs.append(await _spawn(self._all))
-        for worker in self._all:
-            self._idle.put_nowait(worker)
+    def start(self) -> None:
+        """Fork the workers now (else the first document does). When the system
+        cannot fork, parsing falls back to a thread, with one warning."""
+        if self._idle is not None:
+            return
+        self._idle = []
+        try:
+            for worker in self._all:
+                worker.start()
+        except OSError as e:
+            log.warning("no parse worker processes (%s); parsing in a thread", e)
+            for worker in self._all:
+                worker.kill()
+            self._all = []
+        log.debug("parsing with %d worker processes", len(self._all))
+        self._idle.extend(self._all)
 
     async def parse(self, body: bytes, feed: Feed, *, now: datetime, known: Set[str],
                     base_url: str | None, content_type: str | None
                     ) -> tuple[int, list[Article]]:
+        self.start()
         if not self._all:
             return await asyncio.to_thread(parse_new, body, feed, now=now, known=known,
                                            base_url=base_url, content_type=content_type)
-        request = pickle.dumps((body, feed, now, frozenset(known), base_url, content_type),
-                               protocol=pickle.HIGHEST_PROTOCOL)
-        if self._starting is None:
-            self._starting = asyncio.ensure_future(self._start())
+        assert self._idle is not None
+        worker = await self._acquire(len(body))
         try:
-            await asyncio.shield(self._starting)
-        except (asyncio.IncompleteReadError, OSError) as e:
-            if self._all:  # the first document to hear of it says so
-                log.warning("no parse worker processes (%s); parsing in a thread", e)
-                for worker in self._all:
-                    worker.close()
-                self._all = []
-            return await self.parse(body, feed, now=now, known=known, base_url=base_url,
-                                    content_type=content_type)
-        worker = await self._idle.get()
-        try:
-            reply = await worker.ask(request)
+            # Pickled once a worker is free: a copy of every waiting document would
+            # double what the waiting costs in memory.
+            reply = await worker.ask(pickle.dumps(
+                (body, feed, now, frozenset(known), base_url, content_type),
+                protocol=pickle.HIGHEST_PROTOCOL))
         except _WorkerDied:
             raise FeedError("the parser crashed on this document") from None
         finally:
-            self._idle.put_nowait(worker)
+            self._release(worker)
         kind, value = pickle.loads(reply)
         if kind == "ok":
             entries, articles = value
@@ -170,16 +175,54 @@ class ParsePool:
             raise FeedError("the parser failed on this document")
         raise FeedError(str(value))
 
+    async def _acquire(self, size: int) -> _Worker:
+        assert self._idle is not None
+        if self._idle:
+            return self._idle.pop()
+        turn: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (-size, next(self._arrivals), turn))
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # handed a worker, then cancelled
+                self._release(turn.result())
+            raise
+
+    def _release(self, worker: _Worker) -> None:
+        assert self._idle is not None
+        while self._waiting:
+            turn = heapq.heappop(self._waiting)[2]
+            if not turn.done():  # not cancelled meanwhile
+                turn.set_result(worker)
+                return
+        self._idle.append(worker)
+
     async def close(self) -> None:
-        if self._starting is not None:
-            with contextlib.suppress(Exception):
-                await self._starting
+        """Hang up on every worker and reap them all (a worker ends when its socket
+        closes; one still running after 5 s is killed)."""
         for worker in self._all:
             worker.close()
-        for proc in self._procs + [p for w in self._all for p in w.spawned]:
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        for pid in self.forked:
+            await _reap(pid)
+        self.forked.clear()
+
+
+async def _reap(pid: int, grace: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    delay = 0.001
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped already (by a child watcher of someone's)
+            return
+        if done:
+            return
+        if loop.time() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)

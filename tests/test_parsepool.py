@@ -69,18 +69,37 @@ async def test_a_killed_worker_costs_one_document_and_is_replaced() -> None:
 async def test_no_process_without_a_document_and_none_after_close() -> None:
     idle = ParsePool(2)
     await idle.close()  # a collect where every feed answered 304
-    assert idle._procs == [] and all(w.pid is None for w in idle._all)
+    assert idle.forked == [] and all(w.pid is None for w in idle._all)
 
     body, feed = _doc()
     pool = ParsePool(3)
     await pool.parse(body, feed, now=NOW, known=set(), base_url=None, content_type=None)
     pids = [w.pid for w in pool._all]
-    assert len(pool._procs) == 1  # one interpreter, forked for the other two
     assert len(set(pids)) == 3 and all(_alive(p) for p in pids if p is not None)
+    assert all(_parent(p) == os.getpid() for p in pids if p is not None)  # forks of ours
     await pool.close()
     for pid in pids:
         assert pid is not None
         _gone(pid)
+
+
+async def test_a_worker_keeps_none_of_the_collectors_descriptors(tmp_path: Path) -> None:
+    """The collector's files and sockets close when it closes them, not when the
+    workers end: a fork that kept a copy would hold a connection (or the store's
+    file) open behind its back."""
+    body, feed = _doc()
+    held = (tmp_path / "store.db").open("w")
+    pool = ParsePool(2)
+    try:
+        pool.start()
+        await pool.parse(body, feed, now=NOW, known=set(), base_url=None, content_type=None)
+        for pid in pool.forked:
+            fds = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}
+            assert held.fileno() not in fds
+            assert fds - {0, 1, 2} and len(fds - {0, 1, 2}) == 1  # its own socket only
+    finally:
+        held.close()
+        await pool.close()
 
 
 def _alive(pid: int) -> bool:
@@ -89,6 +108,10 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"  # a zombie has ended; only its parent's bookkeeping remains
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def _gone(pid: int) -> None:
@@ -110,10 +133,10 @@ def test_a_parser_bug_is_a_reply_not_a_dead_worker() -> None:
 
 async def test_workers_that_cannot_start_leave_parsing_to_a_thread(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    async def no_processes(module: str, *fds: int) -> None:
+    def no_processes(fd: int) -> int:
         raise OSError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(parsepool, "start_worker", no_processes)
+    monkeypatch.setattr(parsepool, "fork_worker", no_processes)
     body, feed = _doc()
     pool = ParsePool(2)
     try:
