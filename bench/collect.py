@@ -113,7 +113,7 @@ def _pss_mb(pid: int) -> float:
     return 0.0
 
 
-def _descendants(root: int, skip: int) -> list[int]:
+def _descendants(root: int, skip: set[int]) -> list[int]:
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -127,20 +127,25 @@ def _descendants(root: int, skip: int) -> list[int]:
     while todo:
         pid = todo.pop()
         out.append(pid)
-        todo += [c for c in parents.get(pid, ()) if c != skip]
+        todo += [c for c in parents.get(pid, ()) if c not in skip]
     return out
 
 
 def peak_memory(urls: list[str], db: Path, server_pid: int) -> float:
     """Peak total memory (MB) of a cold collect: this process and its parse workers,
-    sampled every 20 ms in a run of its own, so the sampling costs no timed run."""
+    sampled every 20 ms in a run of its own, so the sampling costs no timed run.
+    Not counted: the bench's own helpers, the server and multiprocessing's resource
+    tracker (started for the server's queue)."""
+    from multiprocessing import resource_tracker
+
+    skip = {server_pid, getattr(resource_tracker._resource_tracker, "_pid", None) or 0}
     peak = 0.0
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.wait(0.02):
-            peak = max(peak, sum(_pss_mb(p) for p in _descendants(os.getpid(), server_pid)))
+            peak = max(peak, sum(_pss_mb(p) for p in _descendants(os.getpid(), skip)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
