@@ -1,7 +1,8 @@
 """Start one of digest's helper processes (``python -m digest.<name>``) with pipes.
 
-The DKIM signer and the feed parsers run beside the main process, each a plain
-interpreter that imports only what it needs, and talk over stdin/stdout frames.
+The DKIM signer and the embedding worker run beside the main process, each a plain
+interpreter that imports only what it needs. (The feed parsers are forks of the
+collector instead: see ``digest.parse_worker``.)
 """
 
 from __future__ import annotations
@@ -28,14 +29,8 @@ def worker_env(**extra: str) -> dict[str, str]:
         p for p in (here, os.environ.get("PYTHONPATH")) if p), **extra}
 
 
-async def start_worker(module: str, *fds: int) -> asyncio.subprocess.Process:
-    """``python -m module``, stderr ours; with ``fds``: those descriptors passed down
-    and named on its command line, stdin closed; without: piped stdin and stdout."""
-    env = worker_env()
-    if fds:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", module, *map(str, fds), pass_fds=fds,
-            stdin=asyncio.subprocess.DEVNULL, env=env)
+async def start_worker(module: str) -> asyncio.subprocess.Process:
+    """``python -m module`` with piped stdin and stdout, stderr ours."""
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", module,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=worker_env())

@@ -147,3 +147,25 @@ async def test_workers_that_cannot_start_leave_parsing_to_a_thread(
     assert [entries for entries, _ in got] == [10, 10]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "parsing in a thread" in warnings[0]
+
+
+async def test_a_worker_runs_none_of_the_collectors_signal_handlers(tmp_path: Path) -> None:
+    """A handler the collector set (a daemon's SIGTERM, say) is its own: a worker
+    told to stop just stops, and Ctrl-C (SIGINT) is left to the collector."""
+    ran = tmp_path / "handler-ran"
+    previous = signal.signal(signal.SIGTERM, lambda *_: ran.write_text(str(os.getpid())))
+    body, feed = _doc()
+    pool = ParsePool(1)
+    try:
+        await pool.parse(body, feed, now=NOW, known=set(), base_url=None, content_type=None)
+        (pid,) = pool.forked
+        os.kill(pid, signal.SIGINT)  # ignored: the next document is parsed
+        got = await pool.parse(body, feed, now=NOW, known=set(), base_url=None,
+                               content_type=None)
+        assert got[0] == 10 and pool.forked == [pid]
+        os.kill(pid, signal.SIGTERM)
+        _gone(pid)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        await pool.close()
+    assert not ran.exists()
