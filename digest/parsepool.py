@@ -210,7 +210,6 @@ class ParsePool:
 async def _reap(pid: int, grace: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
-    delay = 0.001
     while True:
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
@@ -224,5 +223,5 @@ async def _reap(pid: int, grace: float = 5.0) -> None:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             return
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        # A worker exits within milliseconds of its hang-up: look that often.
+        await asyncio.sleep(0.001)
