@@ -111,10 +111,10 @@ def read_xml(body: bytes, *, content_type: str | None = None,
         return None
     version = _rss_version(root) if kind == "rss" else _version(root, kind)
     entries: list[dict[str, Any]] = []
-    for el in root.iter():
-        # Every item/entry counts wherever it sits, as feedparser counts them.
-        tag = el.tag
-        if isinstance(tag, str) and _key(tag) in ("item", "entry"):
+    # Every item/entry counts wherever it sits, as feedparser counts them. lxml finds
+    # the candidates by local name (in C: content can be thousands of elements).
+    for el in root.iter("{*}item", "{*}entry"):
+        if _key(el.tag) in ("item", "entry"):
             entries.append(_entry(el))
     return Parsed(version=version, link=_feed_link(root), entries=entries)
 
