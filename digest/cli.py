@@ -7,13 +7,15 @@ import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from digest import __version__, pipeline, report, runlog
-from digest import config as configuration
+from digest import __version__, report, runlog
 from digest.errors import DigestError
+
+if TYPE_CHECKING:
+    from digest import config as configuration
 
 log = logging.getLogger("digest")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,6 +30,9 @@ class Ctx:
     @property
     def config(self) -> configuration.Config:
         if self._config is None:
+            # Imported here: pydantic is a quarter of a second `--help` need not wait.
+            from digest import config as configuration
+
             self._config = configuration.load(self.config_path)
         return self._config
 
@@ -88,6 +93,8 @@ def collect(obj: Ctx, as_json: bool) -> None:
       digest collect
       digest collect --json | jq '.[] | select(.status == "error")'
     """
+    from digest import pipeline
+
     config = obj.config
     store = pipeline.open_store(config)
     with report.Progress("collecting", len(config.feeds), enabled=not as_json) as bar:
@@ -112,7 +119,7 @@ def feeds(obj: Ctx, as_json: bool, revive: str | None) -> None:
       digest feeds --json | jq '.[] | select(.failures > 2)'
       digest feeds --revive https://example.org/feed.xml
     """
-    from digest import feedhealth
+    from digest import feedhealth, pipeline
 
     config = obj.config
     store = pipeline.open_store(config)
@@ -143,6 +150,7 @@ def rank(obj: Ctx, as_json: bool, every: bool, explain: bool) -> None:
       digest rank --json | jq '.[0].articles'
     """
     from digest import explain as explainer
+    from digest import pipeline
 
     config = obj.config
     store = pipeline.open_store(config)
@@ -166,6 +174,7 @@ def render(obj: Ctx, out_dir: Path, email: str | None) -> None:
     Example:
       digest render --out out/ --subscriber ada@example.org
     """
+    from digest import pipeline
     from digest.files import write_copy
 
     config = obj.config
@@ -372,6 +381,8 @@ def subscribers_list(obj: Ctx, status: str | None, topic: str | None, as_json: b
     Example:
       digest subscribers list --status active --json
     """
+    from digest import pipeline
+
     roster = pipeline.load_roster(obj.config)
     people = [p for p in roster.subscribers
               if (status is None or p.status == status) and (topic is None or topic in p.topics)]

@@ -15,20 +15,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from digest import collect as collector
-from digest import lifecycle, render, runlog, send
-from digest import rank as ranker
+from digest import lifecycle, runlog
 from digest import subscribers as subs
 from digest.config import Config
-from digest.message import PreparedMessage, build_message, personal_for
-from digest.message import prepare as prepare_message
 from digest.models import Delivery, FeedResult, Rendered, SendReport, Story, Subscriber
-from digest.rank import Ranked
 from digest.store import Store
 
+if TYPE_CHECKING:
+    from digest.message import PreparedMessage
+    from digest.rank import Ranked
+
 log = logging.getLogger(__name__)
+
+# The later stages (ranking's model and numpy, MJML and Jinja, SMTP and DKIM) are
+# imported by the functions that run them: `digest collect`, `digest feeds` or
+# `digest subscribers` start in half the time, and `--help` at once.
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,8 @@ def rank_day(config: Config, store: Store, *, now: datetime, day: date | None = 
     """The day's stories. Without ``exclude``, articles any earlier digest carried
     are left out (what `digest rank` shows); build_digest passes an empty set and
     leaves out, per variant, only what that variant's readers were really sent."""
+    from digest import rank as ranker
+
     day = day or today(config, now)
     if exclude is None:
         exclude = store.sent_article_ids(before=day)
@@ -132,6 +139,9 @@ def rank_day(config: Config, store: Store, *, now: datetime, day: date | None = 
 def build_digest(config: Config, store: Store, *, now: datetime,
                  subscribers: Sequence[Subscriber] = (), group: str = "") -> Digest:
     """Rank and render today's digest without saving it (preview uses this too)."""
+    from digest import rank as ranker
+    from digest import render
+
     day = today(config, now, group)
     ranked = rank_day(config, store, now=now, day=day, exclude=set())
     readers: dict[str, list[str]] = {"all": []}
@@ -188,6 +198,11 @@ def send_digest(config: Config, store: Store, digest: Digest, people: Sequence[S
                 now: datetime, password: str | None,
                 on_progress: Callable[[Delivery], None] | None = None) -> SendReport:
     """Journal every recipient first, then deliver; the journal skips anyone already sent."""
+    from digest import rank as ranker
+    from digest import send
+    from digest.message import personal_for
+    from digest.message import prepare as prepare_message
+
     blocked = store.suppressed()  # last word: an unsubscribe since the roster was read wins
     people = [p for p in people if p.email.lower() not in blocked]
     idle = [p for p in people if ranker.variant_key(p) in digest.quiet]
@@ -259,6 +274,8 @@ def run_once(config: Config, *, now: datetime | None = None, password: str | Non
 def _cycle(config: Config, store: Store, *, now: datetime, password: str | None,
            group: str | None, on_feed: Callable[[FeedResult], None] | None,
            on_progress: Callable[[Delivery], None] | None) -> RunReport:
+    from digest import render
+
     roster = load_roster(config)
     render.check_templates(config)
     feeds = collect(config, store, now=now, on_result=on_feed)
@@ -291,6 +308,10 @@ def copy_for(config: Config, store: Store, *, now: datetime, email: str | None =
              day: date | None = None) -> Copy | None:
     """What one subscriber would get (the first active one by default), without
     freezing or sending anything. None when there is nothing to send."""
+    from digest import rank as ranker
+    from digest import render
+    from digest.message import build_message, personal_for
+
     roster = load_roster(config)
     people = recipients(config, store, roster, to=email) if email else list(roster.active())
     person = people[0] if people else Subscriber(email="reader@example.org", name="Reader")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from digest.models import FeedResult, SendReport, Story, Subscriber
-from digest.rank import Ranked
+
+if TYPE_CHECKING:
+    from digest.rank import Ranked
 
 console = Console()
 err_console = Console(stderr=True)

@@ -8,6 +8,7 @@ import logging
 import click
 
 from digest import pipeline, render, report, runlog
+from digest import rank as ranker
 from digest import send as sender
 from digest.config import Config
 from digest.errors import DigestError
@@ -62,7 +63,7 @@ def _dry_run(config: Config, store: pipeline.Store, people: list[pipeline.Subscr
         return
     todo = [p for p in people if p.email not in done]
     for p in todo:
-        variant = digest.variant_for(pipeline.ranker.variant_key(p))
+        variant = digest.variant_for(ranker.variant_key(p))
         click.echo(f"would send to {p.email}: {variant.subject!r} ({variant.variant})")
     click.echo(f"dry run: would send {len(todo)} of {len(people)} "
                f"({len(people) - len(todo)} already done today); nothing sent")
