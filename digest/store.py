@@ -698,9 +698,10 @@ def _record_feeds(conn: Connection, outcomes: Sequence[FeedOutcome], now: dateti
 
 def _feed_values(o: FeedOutcome, now: datetime) -> dict[str, Any]:
     """The columns one outcome sets (but failures), as stored."""
-    stamp = _iso(now)
+    bind = UTCDateTime().process_bind_param  # refuses a naive datetime
+    stamp = bind(now, None)
     values: dict[str, Any] = {"name": o.name, "last_status": o.status, "last_checked": stamp,
-                              "retry_after": _iso(o.retry_after) if o.retry_after else None}
+                              "retry_after": bind(o.retry_after, None)}
     if o.moved_to is not None:
         values["moved_to"] = o.moved_to
     if o.dead:
