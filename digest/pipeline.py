@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The later stages (ranking's model and numpy, MJML and Jinja, SMTP and DKIM) are
-# imported by the functions that run them: `digest collect`, `digest feeds` or
-# `digest subscribers` start in half the time, and `--help` at once.
+# imported by the functions that run them: `digest collect`, `digest feeds` and
+# `digest subscribers` do not load them (0.2 s of a 1.2 s start).
 
 
 @dataclass(frozen=True)
