@@ -55,7 +55,6 @@ _BLOCK_TAG = re.compile(
 _ANY_TAG = re.compile(r"<[^>]*>")
 _PARTIAL_TAG = re.compile(r"<[^>]*$")
 _TAG_IN_TEXT = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>")
-_SPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]?\s")
 
 

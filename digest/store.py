@@ -664,6 +664,14 @@ _FINISH = ("UPDATE deliveries SET status = ?, message_id = ?, last_error = ?, ne
            " updated = ?, claimed_by = NULL WHERE day = ? AND email = ?")
 
 
+def _stored_time(value: datetime | None) -> str | None:
+    """A datetime as UTCDateTime stores it, for plain SQL; refuses a naive one."""
+    return _UTC_DATETIME.process_bind_param(value, None)
+
+
+_UTC_DATETIME = UTCDateTime()
+
+
 def _iso(value: datetime) -> str:
     """A datetime as UTCDateTime stores it."""
     return value.astimezone(UTC).isoformat(timespec="seconds")
@@ -698,10 +706,9 @@ def _record_feeds(conn: Connection, outcomes: Sequence[FeedOutcome], now: dateti
 
 def _feed_values(o: FeedOutcome, now: datetime) -> dict[str, Any]:
     """The columns one outcome sets (but failures), as stored."""
-    bind = UTCDateTime().process_bind_param  # refuses a naive datetime
-    stamp = bind(now, None)
+    stamp = _stored_time(now)
     values: dict[str, Any] = {"name": o.name, "last_status": o.status, "last_checked": stamp,
-                              "retry_after": bind(o.retry_after, None)}
+                              "retry_after": _stored_time(o.retry_after)}
     if o.moved_to is not None:
         values["moved_to"] = o.moved_to
     if o.dead:
@@ -726,11 +733,11 @@ def _add_articles(conn: Connection, batch: Sequence[Article], now: datetime) -> 
         # One plain executemany, not a query and an insert per article nor
         # SQLAlchemy's per-row parameter processing: a 1,000-item feed is
         # stored in milliseconds.
-        bind = UTCDateTime().process_bind_param  # refuses a naive datetime
-        stamp = bind(now, None)
+        stamp = _stored_time(now)
         conn.exec_driver_sql(_INSERT_ARTICLE, [
             (a.feed_url, a.source, a.guid, a.url, a.title, a.summary, a.content_html,
-             a.author, json.dumps(list(a.categories)), a.image, bind(a.published, None), stamp)
+             a.author, json.dumps(list(a.categories)), a.image, _stored_time(a.published),
+             stamp)
             for a in fresh])
     return {id(a): 1 for a in fresh}
 
