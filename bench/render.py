@@ -23,8 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.naive import naive_message  # noqa: E402
 from digest import config as config_mod  # noqa: E402
-from digest.message import build_message, personal_for, prepare  # noqa: E402
+from digest.message import personal_for, prepare  # noqa: E402
 from digest.models import Article, Section, Selection, Story, Subscriber  # noqa: E402
 from digest.qp import encoded_size  # noqa: E402
 from digest.render import render_variant  # noqa: E402
@@ -98,7 +99,7 @@ def main() -> None:
     sample = subs[: args.baseline]
     t0 = time.perf_counter()
     for s in sample:
-        build_message(cfg, rendered, s, personal_for(cfg, SECRET, s, DAY), day=DAY,
+        naive_message(cfg, rendered, s, personal_for(cfg, SECRET, s, DAY), day=DAY,
                       now=NOW).as_bytes()
     middle_rate = len(sample) / (time.perf_counter() - t0)
 
@@ -106,7 +107,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for s in sample:
         r = render_variant(sel, cfg, variant="all", now=NOW)
-        build_message(cfg, r, s, personal_for(cfg, SECRET, s, DAY), day=DAY,
+        naive_message(cfg, r, s, personal_for(cfg, SECRET, s, DAY), day=DAY,
                       now=NOW).as_bytes()
     base_rate = len(sample) / (time.perf_counter() - t0)
 

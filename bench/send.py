@@ -41,9 +41,10 @@ import tomlkit  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
+from bench.naive import naive_message  # noqa: E402
 from digest import config as config_mod  # noqa: E402
 from digest import pipeline  # noqa: E402
-from digest.message import build_message, personal_for, prepare  # noqa: E402
+from digest.message import personal_for, prepare  # noqa: E402
 from digest.models import Rendered, Subscriber  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "feeds"
@@ -129,7 +130,7 @@ def baseline(port: int, config: config_mod.Config, rendered: Rendered, n: int) -
     day = pipeline.today(config, pipeline.utcnow())
     started = time.perf_counter()
     for p in readers(n):
-        msg = build_message(config, rendered, p, personal_for(config, SECRET, p, day), day=day,
+        msg = naive_message(config, rendered, p, personal_for(config, SECRET, p, day), day=day,
                             now=pipeline.utcnow())
         with smtplib.SMTP("127.0.0.1", port) as smtp:
             smtp.send_message(msg)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
+import unicodedata
 from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -62,6 +63,17 @@ class NewsletterConfig(_Section):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an http(s) URL: {v!r}")
         return v.rstrip("/")
+
+    @field_validator("name", "from_address", "reply_to", "list_id", "unsubscribe_mailto")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        # These go into mail headers: digest encodes them, but a line break or a
+        # control character there is a typo worth a clear error, not a silent fix.
+        bad = next((c for c in v if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+        if bad is not None:
+            raise ValueError(f"holds a control character or line break (U+{ord(bad):04X}): "
+                             "write it on one line")
+        return v
 
     @field_validator("from_address")
     @classmethod

@@ -65,7 +65,7 @@ def write_copy(copy: Copy, out_dir: Path) -> list[Path]:
         "digest.mjml": copy.rendered.mjml.encode(),
         "digest.html": copy.html.encode(),
         "digest.txt": copy.text.encode(),
-        "digest.eml": copy.message.as_bytes(),
+        "digest.eml": copy.eml,
     }
     written = []
     for name, data in files.items():

@@ -20,96 +20,19 @@ needs SMTP dot-stuffing, and keeps every line at most 76 characters (RFC 2045).
 
 from __future__ import annotations
 
-import base64
 import html as htmllib
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.utils import format_datetime
 from functools import lru_cache
 
-import idna
-
+from digest import headers
 from digest.clean import CleanMessage, clean_piece
 from digest.config import Config
 from digest.models import MailFormat, Personal, Rendered, Subscriber
 from digest.qp import CRLF, SOFT, body_text, qp_line, qp_text
-from digest.render import PLACEHOLDERS, one_line
-
-# --- headers ---------------------------------------------------------------------
-
-# atext plus space: such a display name needs neither quotes nor encoding.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/?^_`{|}~ -]+")
-_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_HEADER_WIDTH = 78
-# Longest line (RFC 5322 2.1.1) before a name is split into several encoded words.
-_HARD_WIDTH = 998
-
-
-def _encoded_word(name: str) -> str:
-    return f"=?utf-8?b?{base64.b64encode(name.encode('utf-8')).decode('ascii')}?="
-
-
-def _fold(line: str) -> str:
-    """Fold at spaces (not escaped ones) so lines stay within 78 columns where they can."""
-    out, current = [], ""
-    for word in re.split(r"(?<!\\) ", line):
-        if current and len(current) + 1 + len(word) > _HEADER_WIDTH:
-            out.append(current)
-            current = " " + word
-        else:
-            current = f"{current} {word}" if current else word
-    return CRLF.join([*out, current]) + CRLF
-
-
-@lru_cache(maxsize=4096)
-def _domain(domain: str) -> str:
-    return domain if domain.isascii() else idna.encode(domain, uts46=True).decode("ascii")
-
-
-def addr_spec(email: str) -> str:
-    """The address as it goes in a header: IDNA domain, local part quoted if it must be."""
-    local, _, domain = email.strip().rpartition("@")
-    if any(c in email for c in "\r\n<>"):
-        raise ValueError(f"unsafe address: {email!r}")
-    if not _DOT_ATOM.fullmatch(local):
-        local = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"{local}@{_domain(domain)}"
-
-
-def to_header(name: str, email: str) -> str:
-    """'To: ...' CRLF for an ASCII-local-part address, folded within 78 columns.
-
-    The email package mangles long non-ASCII names (it splits encoded words inside
-    words and doubles spaces); this keeps every name exact.
-    """
-    spec = f"<{addr_spec(email)}>"
-    name = one_line(name)
-    if not name:
-        return f"To: {spec[1:-1]}{CRLF}"
-    if all(" " <= c <= "~" for c in name) and "=?" not in name:
-        phrase = name if _PLAIN_NAME.fullmatch(name) else \
-            '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return _fold(f"To: {phrase} {spec}")
-    # One encoded word, even past RFC 2047's 75 characters: adjacent encoded words
-    # are joined without their whitespace by RFC 2047 readers but with a space by
-    # Python's address parser, so only a single word reads the same everywhere.
-    # A name past ~735 UTF-8 bytes is cut (at a character) to keep the line legal.
-    room = (_HARD_WIDTH - len("To: =?utf-8?b??=")) // 4 * 3
-    word = _encoded_word(name.encode("utf-8")[:room].decode("utf-8", "ignore"))
-    if len(word) + len(spec) + 5 <= _HEADER_WIDTH:
-        return f"To: {word} {spec}{CRLF}"
-    return f"To: {word}{CRLF} {spec}{CRLF}"
-
-
-def list_unsubscribe_header(personal: Personal) -> str:
-    for value in (personal.unsubscribe_url, personal.unsubscribe_mailto):
-        if not value.isascii() or any(c in value for c in "\r\n<> "):
-            raise ValueError(f"unsafe List-Unsubscribe target: {value!r}")
-    return (f"List-Unsubscribe: <{personal.unsubscribe_url}>,{CRLF}"
-            f" <mailto:{personal.unsubscribe_mailto}?subject=unsubscribe>{CRLF}")
-
+from digest.render import PLACEHOLDERS
 
 # --- the prepared message ---------------------------------------------------------
 
@@ -118,7 +41,6 @@ _TOKEN_SPLIT = re.compile("(" + "|".join(map(re.escape, PLACEHOLDERS.values())) 
 _FIELD_OF = {token: i for i, token in enumerate(PLACEHOLDERS.values())}
 _HTML_OFFSET = len(_FIELDS)  # value slots: text fields 0..3, html fields 4..7
 _PERSONAL_HEADERS = ("to", "date", "message-id", "list-unsubscribe")
-_DROPPED_HEADERS = ("content-type", "content-transfer-encoding", "mime-version")
 _HEADER_SLOT = {name: -(i + 1) for i, name in enumerate(_PERSONAL_HEADERS)}
 
 
@@ -140,18 +62,6 @@ def _encode_part(content: str, offset: int) -> list[str | int]:
     return pieces
 
 
-def _header_fields(head: bytes) -> list[tuple[str, str]]:
-    """(lower-case name, the field's folded text with CRLF) from a serialised header."""
-    fields: list[tuple[str, str]] = []
-    for line in head.decode("ascii").split(CRLF):
-        if line[:1] in (" ", "\t") and fields:
-            name, text = fields[-1]
-            fields[-1] = (name, text + line + CRLF)
-        elif line:
-            fields.append((line.split(":", 1)[0].lower(), line + CRLF))
-    return fields
-
-
 @dataclass(frozen=True)
 class PreparedMessage:
     """One variant's message, encoded once; :meth:`bytes_for` personalises it."""
@@ -166,31 +76,25 @@ class PreparedMessage:
 
     def bytes_for(self, subscriber: Subscriber, personal: Personal, *, now: datetime,
                   message_id: str | None = None) -> bytes:
-        """The complete RFC 5322 message for one subscriber, CRLF line ends."""
+        """The complete RFC 5322 message for one subscriber, CRLF line ends.
+
+        A non-ASCII local part makes raw UTF-8 in To (RFC 6532): the send stage then
+        uses SMTPUTF8. Every header line comes from ``digest.headers``."""
         from digest import message as msgmod
 
-        local = subscriber.email.rpartition("@")[0]
-        if not local.isascii():
-            # SMTPUTF8 messages carry raw UTF-8 headers; rare enough for the slow path.
-            msg = msgmod.build_message(self.config, self.rendered, subscriber, personal,
-                                       day=self.day, now=now, test=self.test)
-            if message_id:
-                msg.replace_header("Message-ID", message_id)
-            return msg.as_bytes()
         if message_id is None:
             message_id = (msgmod.trial_message_id(self.config, self.day, subscriber.email, now)
                           if self.test else msgmod.message_id(self.config, self.day,
                                                               subscriber.email))
-        if any(c in message_id for c in "\r\n"):
-            raise ValueError(f"unsafe Message-ID: {message_id!r}")
         raw = (personal.name, personal.email, personal.unsubscribe_url, personal.view_url)
         values: list[bytes] = [_qp_value(v) for v in raw]
         values += [_qp_value(htmllib.escape(v, quote=True)) for v in raw]
         values += [  # header slots, indexed from the end: -4 .. -1
-            list_unsubscribe_header(personal).encode("ascii"),
-            f"Message-ID: {message_id}{CRLF}".encode("ascii"),
-            _date_header(now),
-            to_header(subscriber.name, subscriber.email).encode("ascii"),
+            headers.list_unsubscribe(personal.unsubscribe_url,
+                                     personal.unsubscribe_mailto).encode("ascii"),
+            headers.message_id(message_id).encode("ascii"),
+            headers.date(now).encode("ascii"),
+            headers.mailbox("To", subscriber.name, subscriber.email).encode("utf-8"),
         ]
         out = b"".join([values[p] if isinstance(p, int) else p for p in self.pieces])
         # The quoted-printable values (the first eight) are clean by construction;
@@ -206,12 +110,6 @@ def _qp_value(value: str) -> bytes:
     return qp_line(value).encode("ascii")
 
 
-@lru_cache(maxsize=16)
-def _date_header(now: datetime) -> bytes:
-    # A sending run stamps thousands of messages with few distinct clocks.
-    return f"Date: {format_datetime(now)}{CRLF}".encode("ascii")
-
-
 def _merge(pieces: list[str | int]) -> tuple[bytes | int, ...]:
     """Adjacent static strings joined and encoded once: fewer pieces, faster joins."""
     out: list[bytes | int] = []
@@ -219,9 +117,9 @@ def _merge(pieces: list[str | int]) -> tuple[bytes | int, ...]:
         if isinstance(p, int):
             out.append(p)
         elif out and isinstance(out[-1], bytes):
-            out[-1] += p.encode("ascii")
+            out[-1] += p.encode("utf-8")
         else:
-            out.append(p.encode("ascii"))
+            out.append(p.encode("utf-8"))
     return tuple(out)
 
 
@@ -230,20 +128,12 @@ def prepare(config: Config, rendered: Rendered, *, day: date, fmt: MailFormat,
     """Build and encode one variant's message once, for :meth:`PreparedMessage.bytes_for`."""
     from digest import message as msgmod
 
-    # The static headers come from the reference builder, so both paths agree on
-    # From, Subject, List-Id, ... byte for byte; only the personal ones are slots.
+    # The personal fields are slots, filled per subscriber by the same functions.
     probe = Subscriber(email="probe@example.org", name="Probe", format=fmt)
-    personal = Personal(email=probe.email, name="Probe", unsubscribe_url="https://x.invalid/u",
-                        unsubscribe_mailto="u@x.invalid", view_url="https://x.invalid/v")
-    proto = msgmod.build_message(config, rendered, probe, personal, day=day,
-                                 now=datetime(2000, 1, 1).astimezone(), test=test)
-    head = proto.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
-    pieces: list[str | int] = []
-    for name, text in _header_fields(head):
-        if name in _HEADER_SLOT:
-            pieces.append(_HEADER_SLOT[name])
-        elif name not in _DROPPED_HEADERS:
-            pieces.append(text)
+    fields = headers.block(msgmod.header_values(
+        config, rendered, probe, unsubscribe=("https://x.invalid/u", "u@x.invalid"),
+        now=datetime(2000, 1, 1).astimezone(), message_id="<probe@x.invalid>", test=test))
+    pieces: list[str | int] = [_HEADER_SLOT.get(name, text) for name, text in fields]
     pieces.append(f"MIME-Version: 1.0{CRLF}")
     part_head = (f'Content-Type: text/{{}}; charset="utf-8"{CRLF}'
                  f"Content-Transfer-Encoding: quoted-printable{CRLF}")

@@ -8,6 +8,8 @@ drive the real thing against local peers instead of patching.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import logging
 import os
 import socket
@@ -301,7 +303,13 @@ class Copy:
     subscriber: Subscriber
     html: str
     text: str
-    message: EmailMessage
+    eml: bytes  # the message exactly as `digest send` would mail it
+
+    @property
+    def message(self) -> EmailMessage:
+        """The message parsed, for reading. Never serialise it again: the email
+        package would refold (and decode) headers digest encoded itself."""
+        return email.message_from_bytes(self.eml, policy=email.policy.default)
 
 
 def copy_for(config: Config, store: Store, *, now: datetime, email: str | None = None,
@@ -310,7 +318,7 @@ def copy_for(config: Config, store: Store, *, now: datetime, email: str | None =
     freezing or sending anything. None when there is nothing to send."""
     from digest import rank as ranker
     from digest import render
-    from digest.message import build_message, personal_for
+    from digest.message import message_bytes, personal_for
 
     roster = load_roster(config)
     people = recipients(config, store, roster, to=email) if email else list(roster.active())
@@ -326,5 +334,5 @@ def copy_for(config: Config, store: Store, *, now: datetime, email: str | None =
     rendered = digest.variant_for(ranker.variant_key(person))
     personal = personal_for(config, signing_secret(config, store), person, day)
     html, text = render.personalise(rendered, personal)
-    message = build_message(config, rendered, person, personal, day=day, now=now)
-    return Copy(rendered=rendered, subscriber=person, html=html, text=text, message=message)
+    eml = message_bytes(config, rendered, person, personal, day=day, now=now)
+    return Copy(rendered=rendered, subscriber=person, html=html, text=text, eml=eml)

@@ -176,7 +176,7 @@ def _part(live: Live, request: Request, kind: str) -> Response:
     if kind == "txt":
         return PlainTextResponse(copy.text, headers=_EMAIL_HEADERS)
     name = f"digest-{copy.subscriber.email.split('@')[0]}.eml"
-    return Response(copy.message.as_bytes(), media_type="message/rfc822",
+    return Response(copy.eml, media_type="message/rfc822",
                     headers={"Content-Disposition": f'inline; filename="{name}"', **_NO_STORE})
 
 

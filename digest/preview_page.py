@@ -104,7 +104,7 @@ def render_page(live: Live, request: Request, view: View | None, *,
             "frame_dark": "/email.html?" + frame_query(view, dark=True),
             "text": copy.text,
             "headers": [(k, str(v)) for k, v in message.items()],
-            "source": message.as_bytes().decode("utf-8", "replace").replace("\r\n", "\n"),
+            "source": copy.eml.decode("utf-8", "replace").replace("\r\n", "\n"),
             "report": view.report,
         }
         ctx["frame_src"] = ctx["frame_dark"] if dark else ctx["frame_light"]

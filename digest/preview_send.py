@@ -12,7 +12,6 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from email.message import EmailMessage
 from email.utils import parseaddr
 
 import aiosmtplib
@@ -24,11 +23,18 @@ from digest import smtp_pool as pool
 from digest import subscribers as subs
 from digest.config import Config
 from digest.errors import DeliveryError, DigestError
-from digest.message import build_message, personal_for
-from digest.render import one_line
+from digest.headers import header_text
+from digest.message import message_bytes, personal_for
 from digest.store import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TestMessage:
+    eml: bytes  # as it goes out (before DKIM)
+    variant: str
+    subject: str  # one line, as the header carries it
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class TestSent:
 
 def build_test(config: Config, store: Store, *, to: str, subscriber: str | None = None,
                day: date | None = None, now: datetime | None = None
-               ) -> tuple[EmailMessage, str]:
+               ) -> TestMessage:
     """The copy the preview shows for ``subscriber`` (and day), addressed to ``to``,
     and the variant it is.
 
@@ -61,11 +67,11 @@ def build_test(config: Config, store: Store, *, to: str, subscriber: str | None 
     person = replace(copy.subscriber, email=address, source="--test")
     day = day or pipeline.today(config, now)
     personal = personal_for(config, pipeline.signing_secret(config, store), person, day)
-    message = build_message(config, copy.rendered, person, personal, day=day, now=now, test=True)
-    return message, copy.rendered.variant
+    eml = message_bytes(config, copy.rendered, person, personal, day=day, now=now, test=True)
+    return TestMessage(eml, copy.rendered.variant, "[TEST] " + header_text(copy.rendered.subject))
 
 
-async def deliver_test(config: Config, message: EmailMessage, to: str,
+async def deliver_test(config: Config, message: bytes, to: str,
                        password: str | None = None) -> str:
     """Send one message outside the journal; the server's reply, or DeliveryError.
 
@@ -102,11 +108,10 @@ async def send_test_async(config: Config, store: Store, *, to: str, subscriber: 
     address = subs.normalise_email(to)
     if password is None:
         password = sender.smtp_password(config)  # before building: a missing secret is quick
-    message, variant = await asyncio.to_thread(build_test, config, store, to=address,
-                                               subscriber=subscriber, day=day)
-    reply = await deliver_test(config, message, address, password)
-    sent = TestSent(to=address, subject=one_line(str(message["Subject"])), variant=variant,
-                    reply=reply)
+    built = await asyncio.to_thread(build_test, config, store, to=address,
+                                    subscriber=subscriber, day=day)
+    reply = await deliver_test(config, built.eml, address, password)
+    sent = TestSent(to=address, subject=built.subject, variant=built.variant, reply=reply)
     log.info("%s", sent.describe())
     return sent
 
@@ -133,14 +138,14 @@ def send_test_command(config: Config, *, to: str | None, subscriber: str | None,
     if dry_run:
         store = pipeline.open_store(config)
         try:
-            message, variant = build_test(config, store, to=to, subscriber=subscriber)
+            built = build_test(config, store, to=to, subscriber=subscriber)
         finally:
             store.close()
-        click.echo(f"dry run: would send a test ({variant} variant) to "
-                   f"{subs.normalise_email(to)}: {one_line(str(message['Subject']))}")
+        click.echo(f"dry run: would send a test ({built.variant} variant) to "
+                   f"{subs.normalise_email(to)}: {built.subject}")
         return
     click.echo(send_test(config, to=to, subscriber=subscriber).describe())
 
 
-__all__ = ["TestSent", "build_test", "deliver_test", "send_test", "send_test_async",
+__all__ = ["TestMessage", "TestSent", "build_test", "deliver_test", "send_test", "send_test_async",
            "send_test_command"]

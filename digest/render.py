@@ -110,7 +110,14 @@ def body_sections(selection: Selection) -> list[Section]:
     return out
 
 
+# C0/C1 controls but tab and line ends: XML (so MJML) refuses them, and a feed
+# that slips one through (JSON Feed, a lenient parser) must not break the digest.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _strip_tokens(value: str) -> str:
+    if _CONTROLS.search(value):
+        value = _CONTROLS.sub(" ", value)
     # Repeat until stable: removing one token must not leave another behind
     # ("__dgst_na" + token + "me_7c1f__").
     while any(token in value for token in PLACEHOLDERS.values()):
@@ -119,15 +126,41 @@ def _strip_tokens(value: str) -> str:
     return value
 
 
+_LINK_SCHEMES = ("http", "https", "mailto")
+
+
+def safe_url(url: str | None) -> str:
+    """``url`` if it is an absolute http(s) or mailto link, else ''.
+
+    Feed links reach both parts of the email, and a template may print them without
+    the ``href`` filter: a ``javascript:`` or ``data:`` link, one hidden behind
+    control characters (browsers drop leading C0 controls and tabs before the
+    scheme) or a relative one (it points nowhere in a mailbox) must never get there.
+    """
+    if not url:
+        return ""
+    url = url.strip()
+    if not url.isprintable():
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in _LINK_SCHEMES:
+        return ""
+    if parts.scheme.lower() != "mailto" and not parts.netloc:
+        return ""
+    return url.replace(" ", "%20")
+
+
 def _clean_article(a: Article) -> Article:
     texts = (a.source, a.url, a.title, a.summary, a.content_html, a.author or "", a.image or "")
-    if not any(_TOKEN_MARK in t for t in texts):
+    url, image = safe_url(a.url), safe_url(a.image) or None
+    if url == a.url and image == a.image and not any(
+            _TOKEN_MARK in t or _CONTROLS.search(t) for t in texts):
         return a
     s = _strip_tokens
     return replace(
-        a, source=s(a.source), url=s(a.url), title=s(a.title), summary=s(a.summary),
+        a, source=s(a.source), url=s(url), title=s(a.title), summary=s(a.summary),
         content_html=s(a.content_html), author=a.author and s(a.author),
-        image=a.image and s(a.image),
+        image=image and s(image),
     )
 
 
@@ -149,10 +182,7 @@ def clean_selection(selection: Selection) -> Selection:
 
 def _href(url: str | None) -> str:
     """Only http(s)/mailto links reach the email; anything else (javascript:) becomes ''."""
-    if not url:
-        return ""
-    scheme = urlsplit(url.strip()).scheme.lower()
-    return url.strip() if scheme in ("http", "https", "mailto") else ""
+    return safe_url(url)
 
 
 def _wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from digest import dkim
 from digest.config import Config, from_dict
 from digest.errors import ConfigError
-from digest.message import build_message, personal_for, prepare
+from digest.message import message_bytes, personal_for, prepare
 from digest.models import Rendered, Subscriber
 from digest.send import Outgoing, check, deliver
 from digest.store import Store
@@ -102,9 +102,9 @@ def test_the_email_package_path_and_whitespace_bodies_verify(
     signer = dkim.load(config)
     assert signer is not None
     person = Subscriber(email="ada@example.com", name="Ada")
-    msg = build_message(config, RENDERED, person, personal_for(config, "s", person, DAY),
+    msg = message_bytes(config, RENDERED, person, personal_for(config, "s", person, DAY),
                         day=DAY, now=NOW)
-    assert dkimpy.verify(signer.sign(msg.as_bytes()), dnsfunc=dns_for(signer))
+    assert dkimpy.verify(signer.sign(msg), dnsfunc=dns_for(signer))
     raw = (b"From: a@example.org\r\nTo: b@example.com\r\nSubject:  spaced \r\n\tout\r\n\r\n"
            b"trailing  \r\n\ttabs\tand  runs \r\n\r\n\r\n")
     assert dkimpy.verify(signer.sign(raw), dnsfunc=dns_for(signer))

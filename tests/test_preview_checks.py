@@ -11,7 +11,7 @@ from digest import config as configuration
 from digest import pipeline
 from digest import preview_checks as checks
 from digest.config import Config
-from digest.message import build_message, personal_for
+from digest.message import message_bytes, personal_for
 from digest.models import Section, Selection
 from digest.render import PLACEHOLDERS, sample_selection
 from tests.preview_site import make_site
@@ -35,9 +35,9 @@ def with_html(config: Config, copy: pipeline.Copy, html: str) -> pipeline.Copy:
     rendered = replace(copy.rendered, html=html)
     day = pipeline.utcnow().date()
     personal = personal_for(config, "secret", copy.subscriber, day)
-    message = build_message(config, rendered, copy.subscriber, personal, day=day,
-                            now=pipeline.utcnow())
-    return replace(copy, rendered=rendered, html=html, message=message)
+    eml = message_bytes(config, rendered, copy.subscriber, personal, day=day,
+                        now=pipeline.utcnow())
+    return replace(copy, rendered=rendered, html=html, eml=eml)
 
 
 def test_demo_copy_passes_the_hard_checks(demo: tuple[Config, pipeline.Copy]) -> None:
