@@ -71,7 +71,8 @@ class Broken:
             return f"{head}; no good version of this file was ever read — fix the file"
         return (f"{head}; using the last good version from "
                 f"{self.fallback.saved.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
-                f"({self.fallback.count} subscribers) — fix the file")
+                f"({self.fallback.count} subscriber{'' if self.fallback.count == 1 else 's'}) "
+                "— fix the file")
 
 
 @dataclass(frozen=True)

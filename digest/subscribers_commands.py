@@ -113,9 +113,13 @@ def unsubscribe(config: Config, email: str) -> None:
     where = f"; status set in {', '.join(_rel(p) for p in done.files)}" if done.files else ""
     state = "was already unsubscribed" if done.already else "unsubscribed"
     click.echo(f"{done.email} {state}: suppressed, gets no more mail{where}")
-    if done.file_error and "the file is updated once it is fixed" in done.file_error:
-        # Suppressed all the same (that is what stops the mail); the file needs a human.
-        raise SubscriberError(done.file_error)
+    broken = sync.load(config).broken
+    if broken:
+        # Suppressed all the same (that is what stops the mail), but the address may be
+        # in the file that cannot be read: that file needs a human first.
+        raise SubscriberError(f"{broken[0].where}: {broken[0].reason}; {done.email} is "
+                              "suppressed, but this file cannot be updated until it is fixed",
+                              hint="fix it, then run 'digest subscribers check --fix'")
     if done.file_error:
         click.echo(f"warning: file not updated: {done.file_error}", err=True)
 
