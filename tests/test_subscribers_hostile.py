@@ -300,10 +300,10 @@ def test_check_lists_every_problem_of_an_entry(tmp_path: Path) -> None:
     check = digest(config, "subscribers", "check")
     assert check.returncode == 1
     errors = [ln for ln in check.stdout.splitlines() if ln.startswith("error:")]
-    where = f"error: {tmp_path}/subscribers/bad.toml:1"
+    where = f"{tmp_path}/subscribers/bad.toml:1"
     assert [e.split(": ")[1:3] for e in errors] == [
-        [f"{where[7:]}", "email"], [f"{where[7:]}", "timezone"], [f"{where[7:]}", "format"],
-        [f"{where[7:]}", "topics"]]
+        [where, "email"], [where, "timezone"], [where, "format"], [where, "topics"]]
+    assert errors[2] == f"error: {where}: format: 'pdf' is not html or text"
     assert check.stdout.splitlines()[-1].endswith(": 4 problems (those entries are skipped "
                                                   "when sending), 0 notes")
 
