@@ -302,6 +302,7 @@ def status_cmd(obj: Ctx, as_json: bool, day: Any, limit: int) -> None:
             status.print_journal(day.date(), rows)
         return
     runs = status.run_rows(obj.config, limit)
+    status.warn_subscriber_files(obj.config)
     if as_json:
         report.print_json(runs)
     else:
@@ -381,11 +382,9 @@ def subscribers_list(obj: Ctx, status: str | None, topic: str | None, as_json: b
     Example:
       digest subscribers list --status active --json
     """
-    from digest import pipeline
+    from digest import subscribers_commands as cmd
 
-    roster = pipeline.load_roster(obj.config)
-    people = [p for p in roster.subscribers
-              if (status is None or p.status == status) and (topic is None or topic in p.topics)]
+    people = cmd.people(obj.config, status, topic)
     if as_json:
         report.print_json([report.subscriber_json(p) for p in people])
     else:
@@ -433,18 +432,23 @@ def subscribers_remove(obj: Ctx, email: str) -> None:
 
 
 @subscribers.command("check")
+@click.option("--fix", is_flag=True,
+              help="Write unsubscribes the database has but a file does not show yet.")
 @pass_ctx
 @user_errors
-def subscribers_check(obj: Ctx) -> None:
+def subscribers_check(obj: Ctx, fix: bool) -> None:
     """Check every subscriber file; list every problem (file:line) and exit 1 if any.
+
+    Also lists drift: an address unsubscribed in the database but still active or
+    paused in a file. --fix writes those unsubscribes into the files (comments kept).
 
     \b
     Example:
-      digest subscribers check
+      digest subscribers check --fix
     """
     from digest import subscribers_commands as cmd
 
-    cmd.check(obj.config)
+    cmd.check(obj.config, fix=fix)
 
 
 @subscribers.command("pause")

@@ -24,6 +24,7 @@ from digest import collect as collector
 from digest import lifecycle, runlog
 from digest import subscribers as subs
 from digest.config import Config
+from digest.errors import SubscriberError
 from digest.models import Delivery, FeedResult, Rendered, SendReport, Story, Subscriber
 from digest.store import Store
 
@@ -112,10 +113,32 @@ def signing_secret(config: Config, store: Store) -> str:
 
 
 def load_roster(config: Config) -> subs.Roster:
-    roster = subs.load(config.subscribers_dir, tuple(config.topics))
+    """The subscribers to send to. A file that cannot be read is replaced by its last
+    good version, with one warning; with no such version nobody is sent anything
+    (SubscriberError naming file:line): that file's readers are not to be dropped
+    without a word while everyone else gets the digest."""
+    from digest.subscribers_good import copies_for
+
+    roster = subs.load(config.subscribers_dir, tuple(config.topics),
+                       keep=copies_for(config.db_path))
+    lost = [b for b in roster.broken if b.fallback is None]
+    if lost:
+        raise SubscriberError(f"{lost[0].where}: {lost[0].reason}; no good version of this "
+                              "file was ever read, so nothing is sent to anyone",
+                              hint="fix the file, then run again")
+    for broken in roster.broken:
+        log.warning("%s", broken.message())
     for problem in roster.problems:
         log.warning("%s (entry skipped)", problem)
     return roster
+
+
+def catch_up_files(config: Config, store: Store) -> None:
+    """Unsubscribes in the database that have not reached their file yet are written
+    now (digest.subscribers_sync); never stops the run."""
+    from digest.subscribers_sync import catch_up_before_sending
+
+    catch_up_before_sending(config, store)
 
 
 # -- stages -------------------------------------------------------------------
@@ -278,6 +301,7 @@ def _cycle(config: Config, store: Store, *, now: datetime, password: str | None,
            on_progress: Callable[[Delivery], None] | None) -> RunReport:
     from digest import render
 
+    catch_up_files(config, store)
     roster = load_roster(config)
     render.check_templates(config)
     feeds = collect(config, store, now=now, on_result=on_feed)

@@ -22,6 +22,8 @@ def send_today(config: Config, *, to: str | None, dry_run: bool) -> None:
     now = pipeline.utcnow()
     store = pipeline.open_store(config)
     try:
+        if not dry_run:
+            pipeline.catch_up_files(config, store)
         roster = pipeline.load_roster(config)
         people = pipeline.recipients(config, store, roster, to=to)
         render.check_templates(config)

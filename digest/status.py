@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, date, datetime
 from typing import Any
 
+import click
 from rich.table import Table
 
 from digest import pipeline, report
@@ -29,6 +30,25 @@ def print_schedule(config: Config) -> None:
     report.console.print(table)
     report.console.print(f"{len(rows)} groups; misfire grace "
                          f"{config.schedule.misfire_grace_minutes} min")
+
+
+def warn_subscriber_files(config: Config) -> None:
+    """A subscriber file that does not parse, and what the next send does about it, on
+    stderr (so `--json` output stays the same shape)."""
+    from digest import subscribers as subs
+    from digest.errors import DigestError
+    from digest.subscribers_good import copies_for
+
+    try:
+        roster = subs.load(config.subscribers_dir, keep=copies_for(config.db_path))
+    except DigestError as e:
+        click.echo(f"warning: {e}", err=True)
+        return
+    for b in roster.broken:
+        line = b.message() if b.fallback else (
+            f"{b.where}: {b.reason}; no good version of this file was ever read: the next "
+            "send sends nothing to anyone — fix the file")
+        click.echo(f"warning: {line}", err=True)
 
 
 def _short(iso: str | None) -> str:

@@ -15,7 +15,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +24,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import SubscriberError
 from digest.models import MailFormat, Subscriber, SubscriberStatus
+from digest.subscribers_good import LastGood, LastGoodCopies
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,35 @@ class Entry:
     path: Path
     line: int
     added: date | None = None
+    fallback: bool = False  # read from the last good copy of a broken file
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A subscriber file that cannot be read at all (TOML syntax, encoding).
+
+    ``fallback`` is the last good copy digest kept of it, if there is one: sending
+    uses that instead of leaving the file's readers out without a word.
+    """
+
+    path: Path
+    line: int  # 0: not known
+    reason: str
+    fallback: LastGood | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{display(self.path)}:{self.line}" if self.line else display(self.path)
+
+    def message(self) -> str:
+        """One line: what is wrong, where, and what sending does about it."""
+        head = f"{self.where}: {self.reason}"
+        if self.fallback is None:
+            return f"{head}; no good version of this file was ever read — fix the file"
+        return (f"{head}; using the last good version from "
+                f"{self.fallback.saved.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
+                f"({self.fallback.count} subscriber{'' if self.fallback.count == 1 else 's'}) "
+                "— fix the file")
 
 
 @dataclass(frozen=True)
@@ -58,6 +88,7 @@ class Roster:
     notes: tuple[str, ...] = field(default_factory=tuple)
     entries: tuple[Entry, ...] = field(default_factory=tuple)
     files: tuple[Path, ...] = field(default_factory=tuple)
+    broken: tuple[Broken, ...] = field(default_factory=tuple)
 
     def active(self, suppressed: set[str] | None = None) -> tuple[Subscriber, ...]:
         blocked = suppressed or set()
@@ -108,10 +139,38 @@ def check_mailable(address: str, roster: Roster,
         raise SubscriberError(f"{address} is unsubscribed ({person.source}); not sending")
 
 
+def display(path: Path) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def refuse_broken(roster: Roster) -> None:
+    """Raise (one line, file:line) if a subscriber file cannot be read.
+
+    Commands that edit or report on the files stop here: an add could duplicate
+    someone in the unreadable file, an export would leave its readers out.
+    """
+    if roster.broken:
+        b = roster.broken[0]
+        more = f" (and {len(roster.broken) - 1} more files)" if len(roster.broken) > 1 else ""
+        raise SubscriberError(f"{b.where}: {b.reason}{more}; nothing done",
+                              hint="fix the file, then run the command again")
+
+
 # -- loading ------------------------------------------------------------------
 
-def load(folder: Path, topics: Sequence[str] = ()) -> Roster:
-    """Read every subscribers/*.toml; bad entries become problems, not exceptions."""
+def load(folder: Path, topics: Sequence[str] = (), *,
+         keep: LastGoodCopies | None = None) -> Roster:
+    """Read every subscribers/*.toml; bad entries become problems, not exceptions.
+
+    With ``keep``, every file that parses is remembered as its last good version,
+    and a file that does not parse is read from that copy instead (``Roster.broken``
+    says which, for the warning). Without a copy its readers are missing: callers
+    that send must refuse then (see ``Roster.broken``).
+    """
     if not folder.is_dir():
         raise SubscriberError(f"{folder}: subscribers folder not found",
                               hint="create it or set paths.subscribers in config.toml")
@@ -121,8 +180,9 @@ def load(folder: Path, topics: Sequence[str] = ()) -> Roster:
     entries: list[Entry] = []
     problems: list[str] = []
     notes: list[str] = []
+    broken: list[Broken] = []
     for path in files:
-        for item in _read_file(path, set(topics)):
+        for item in _read_with_fallback(path, set(topics), keep, broken):
             if isinstance(item, str):
                 problems.append(item)
                 continue
@@ -139,7 +199,65 @@ def load(folder: Path, topics: Sequence[str] = ()) -> Roster:
                 entries.append(item)
                 merged[email] = _merge(merged[email], item.subscriber)
                 notes.append(_two_lists_note(first.subscriber, item.subscriber, merged[email]))
-    return Roster(tuple(merged.values()), tuple(problems), tuple(notes), tuple(entries), files)
+    return Roster(tuple(merged.values()), tuple(problems), tuple(notes), tuple(entries), files,
+                  tuple(broken))
+
+
+def _read_with_fallback(path: Path, topics: set[str], keep: LastGoodCopies | None,
+                        broken: list[Broken]) -> list[Entry | str]:
+    raw, text, failure = _parse(path)
+    if failure is None:
+        items = _entries_of(path, text, topics)
+        if keep is not None and raw is not None and _structured(text):
+            keep.save(path, raw, sum(isinstance(i, Entry) for i in items))
+        return items
+    line, reason = failure
+    good = keep.get(path) if keep is not None else None
+    broken.append(Broken(path, line, reason, good))
+    if good is None:
+        return [f"{display(path)}{f':{line}' if line else ''}: {reason}"]
+    _raw, old_text, old_failure = _decode(good.raw)
+    if old_failure is not None:  # pragma: no cover - only parsed copies are kept
+        return [f"{display(path)}: {reason}"]
+    return [replace(i, fallback=True,
+                    subscriber=replace(i.subscriber,
+                                       source=f"{i.subscriber.source} (last good version)"))
+            if isinstance(i, Entry) else i
+            for i in _entries_of(path, old_text, topics)]
+
+
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def _parse(path: Path) -> tuple[bytes | None, str, tuple[int, str] | None]:
+    """(raw bytes, text, None) or (.., .., (line, reason)) for a file that cannot be read."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        return None, "", (0, f"cannot read: {e.strerror}")
+    return _decode(raw)
+
+
+def _decode(raw: bytes) -> tuple[bytes, str, tuple[int, str] | None]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        return raw, "", (line, f"not UTF-8 (byte {e.start}); save it as UTF-8")
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = _TOML_AT.search(str(e))
+        if m is None:
+            return raw, text, (0, f"invalid TOML ({e})")
+        detail = _TOML_AT.sub("", str(e))
+        return raw, text, (int(m.group(1)), f"invalid TOML ({detail}, column {m.group(2)})")
+    return raw, text, None
+
+
+def _structured(text: str) -> bool:
+    entries = tomllib.loads(text).get("subscriber", [])
+    return isinstance(entries, list) and all(isinstance(e, dict) for e in entries)
 
 
 def _merge(first: Subscriber, again: Subscriber) -> Subscriber:
@@ -160,17 +278,8 @@ def _two_lists_note(first: Subscriber, again: Subscriber, merged: Subscriber) ->
     return note
 
 
-def _read_file(path: Path, topics: set[str]) -> list[Entry | str]:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        return [f"{path}: not UTF-8 (byte {e.start}); save it as UTF-8"]
-    except OSError as e:
-        return [f"{path}: cannot read: {e.strerror}"]
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        return [f"{path}: not valid TOML: {e}"]
+def _entries_of(path: Path, text: str, topics: set[str]) -> list[Entry | str]:
+    data = tomllib.loads(text)
     out: list[Entry | str] = [f"{path}: {key}: unknown top-level key (only [[subscriber]] "
                               "tables belong here)" for key in data if key != "subscriber"]
     entries = data.get("subscriber", [])
@@ -180,12 +289,10 @@ def _read_file(path: Path, topics: set[str]) -> list[Entry | str]:
     for i, entry in enumerate(entries):
         line = lines[i] if i < len(lines) and len(lines) == len(entries) else 0
         where = f"{path}:{line or '?'}"
-        try:
-            sub, added = validate_entry(entry, where, topics)
-        except SubscriberError as e:
-            out.append(e.message)
-            continue
-        out.append(Entry(sub, path, line, added))
+        sub, added, problems = check_entry(entry, where, topics)
+        out.extend(problems)
+        if sub is not None:
+            out.append(Entry(sub, path, line, added))
     return out
 
 
@@ -197,52 +304,69 @@ def header_lines(text: str) -> list[int]:
 def validate_entry(entry: Mapping[str, Any], where: str,
                    topics: set[str]) -> tuple[Subscriber, date | None]:
     """One table (or CSV row) -> Subscriber; raise SubscriberError naming the first problem."""
+    sub, added, problems = check_entry(entry, where, topics)
+    if sub is None:
+        raise SubscriberError(problems[0])
+    return sub, added
+
+
+def check_entry(entry: Mapping[str, Any], where: str,
+                topics: set[str]) -> tuple[Subscriber | None, date | None, list[str]]:
+    """One table -> (Subscriber or None, added, every problem of it, one line each)."""
+    problems: list[str] = []
+
+    def checked(key: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except SubscriberError as e:
+            problems.append(f"{where}: {key}: {e.message}")
+            return None
+
     for key in entry:
         if key not in KEYS:
             close = difflib.get_close_matches(str(key), KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(KEYS)}"
-            raise SubscriberError(f"{where}: {key}: unknown key; {hint}")
-    if "email" not in entry:
-        raise SubscriberError(f"{where}: email: required key is missing")
-    raw_email = entry["email"]
-    if not isinstance(raw_email, str):
-        raise SubscriberError(f"{where}: email: must be a string")
-    try:
-        email = normalise_email(raw_email)
-    except SubscriberError as e:
-        raise SubscriberError(f"{where}: email: {e.message}") from None
+            problems.append(f"{where}: {key}: unknown key; {hint}")
+    email = checked("email", _email, entry)
     name = entry.get("name", "")
     if not isinstance(name, str):
-        raise SubscriberError(f"{where}: name: must be a string")
+        problems.append(f"{where}: name: must be a string")
     tz = entry.get("timezone") or None
     if tz is not None:
-        try:
-            check_timezone(str(tz))
-        except SubscriberError as e:
-            raise SubscriberError(f"{where}: timezone: {e.message}") from None
+        checked("timezone", check_timezone, str(tz))
     fmt = entry.get("format", "html")
     if fmt not in get_args(MailFormat):
-        raise SubscriberError(f"{where}: format: {fmt!r} is not html or text")
+        problems.append(f"{where}: format: {fmt!r} is not html or text")
     status = entry.get("status", "active")
     if status not in get_args(SubscriberStatus):
-        raise SubscriberError(f"{where}: status: {status!r} is not active, paused or unsubscribed")
-    sub_topics = _topics(entry.get("topics", []), where, topics)
-    added = _added(entry.get("added"), where)
+        problems.append(f"{where}: status: {status!r} is not active, paused or unsubscribed")
+    sub_topics = checked("topics", _topics, entry.get("topics", []), topics)
+    added = checked("added", _added, entry.get("added"))
+    if problems:
+        return None, None, problems
     return Subscriber(email=email, name=name, topics=sub_topics, timezone=tz, format=fmt,
-                      status=status, source=where), added
+                      status=status, source=where), added, []
 
 
-def _topics(value: Any, where: str, known: set[str]) -> tuple[str, ...]:
+def _email(entry: Mapping[str, Any]) -> str:
+    if "email" not in entry:
+        raise SubscriberError("required key is missing")
+    raw = entry["email"]
+    if not isinstance(raw, str):
+        raise SubscriberError("must be a string")
+    return normalise_email(raw)
+
+
+def _topics(value: Any, known: set[str]) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        raise SubscriberError(f"{where}: topics: must be a list of strings")
+        raise SubscriberError("must be a list of strings")
     bad = [t for t in value if known and t not in known]
     if bad:
-        raise SubscriberError(f"{where}: topics: unknown topic {bad[0]!r}; "
-                              f"known: {', '.join(sorted(known))}")
+        raise SubscriberError(f"unknown topic {bad[0]!r}; known: {', '.join(sorted(known))}")
     return tuple(value)
 
 
-def _added(value: Any, where: str) -> date | None:
+def _added(value: Any) -> date | None:
     if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
         return value
     if isinstance(value, datetime):
@@ -252,7 +376,7 @@ def _added(value: Any, where: str) -> date | None:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise SubscriberError(f"{where}: added: {value!r} is not a date; write 2026-01-31")
+    raise SubscriberError(f"{value!r} is not a date; write 2026-01-31")
 
 
 # -- editing (kept here so `subscribers.add` and friends stay where callers found them) --

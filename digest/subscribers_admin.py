@@ -3,7 +3,8 @@
 The suppression list in the database is the authority on who must not be mailed:
 an unsubscribe is recorded there first (at once, one row), then written into the
 subscriber's file so the files people read say the same. If the file cannot be
-written (someone is editing it, it is read-only), the suppression still holds.
+written (the lock stays busy, the file is broken or read-only), the suppression
+still holds and the write is made later (digest.subscribers_sync).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 
 from digest import subscribers as subs
 from digest import subscribers_edit as edits
+from digest import subscribers_sync as sync
 from digest.config import Config
-from digest.errors import SubscriberError
+from digest.errors import DigestError, SubscriberError
+from digest.lock import LOCK_WAIT_SECONDS
 from digest.store import Store
 
 log = logging.getLogger(__name__)
@@ -31,17 +34,43 @@ class Unsubscribed:
 
 
 def unsubscribe(config: Config, store: Store, email: str, *, reason: str,
-                now: datetime | None = None) -> Unsubscribed:
-    """Suppress ``email`` now and mark it unsubscribed in every file. Idempotent."""
+                now: datetime | None = None,
+                timeout: float = LOCK_WAIT_SECONDS) -> Unsubscribed:
+    """Suppress ``email`` now and mark it unsubscribed in every file. Idempotent.
+
+    The file write is a catch-up of every suppression not yet in the files, so one
+    that failed earlier (the lock was busy for ``timeout`` seconds) is made now.
+    """
     address = subs.normalise_email(email)
     already = store.suppression(address) is not None
     store.suppress(address, reason, now=now)
     try:
-        paths = _set_if_needed(config.subscribers_dir, address, "unsubscribed")
-    except SubscriberError as e:
-        log.warning("%s is suppressed, but its file was not updated: %s", address, e)
+        done = sync.catch_up(config, store, timeout=timeout)
+    except DigestError as e:
+        log.warning("%s is suppressed, but its file was not updated yet: %s", address, e)
         return Unsubscribed(address, already, file_error=str(e))
-    return Unsubscribed(address, already, tuple(paths))
+    problem = _file_problem(done, address)
+    if problem:
+        log.warning("%s is suppressed, but its file was not updated yet: %s", address, problem)
+    written = tuple(dict.fromkeys(e.path for e in done.roster.entries_of(address)
+                                  if not e.fallback)) if done.roster and not problem else ()
+    return Unsubscribed(address, already, written, file_error=problem)
+
+
+def _file_problem(done: sync.CatchUp, address: str) -> str | None:
+    """Why ``address`` is not unsubscribed in its file yet, if it is not."""
+    roster = done.roster
+    if roster is None:
+        return None
+    mine = roster.entries_of(address)
+    for line in done.failed:
+        if any(line.startswith(subs.display(e.path) + ":") for e in mine):
+            return line
+    for b in roster.broken:
+        if any(e.path == b.path for e in mine):
+            return (f"{b.where}: {b.reason}; the file is updated once it is fixed "
+                    "(digest subscribers check --fix)")
+    return None
 
 
 def _set_if_needed(folder: Path, address: str, status: subs.SubscriberStatus) -> list[Path]:
@@ -53,6 +82,7 @@ def _set_if_needed(folder: Path, address: str, status: subs.SubscriberStatus) ->
 def resubscribe(config: Config, store: Store, email: str) -> tuple[bool, list[Path]]:
     """Lift a suppression and set the files' status back to active (an explicit opt-in)."""
     address = subs.normalise_email(email)
+    subs.refuse_broken(sync.load(config))  # before the database changes: all or nothing
     lifted = store.unsuppress(address)
     paths = _set_if_needed(config.subscribers_dir, address, "active")
     if not lifted and not paths:
@@ -68,7 +98,9 @@ def pause(config: Config, email: str) -> list[Path]:
 def resume(config: Config, store: Store, email: str) -> list[Path]:
     """paused -> active. Never for someone who unsubscribed: that takes resubscribe."""
     address = subs.normalise_email(email)
-    person = subs.load(config.subscribers_dir).find(address)
+    roster = sync.load(config)
+    subs.refuse_broken(roster)
+    person = roster.find(address)
     if store.suppression(address) is not None or (person and person.status == "unsubscribed"):
         raise SubscriberError(f"{address} unsubscribed; resume is for paused subscribers",
                               hint=f"with their consent: 'digest subscribers resubscribe "
@@ -81,6 +113,7 @@ class CheckReport:
     roster: subs.Roster
     problems: tuple[str, ...]
     notes: tuple[str, ...]
+    fixed: tuple[str, ...] = ()  # what --fix wrote
 
     @property
     def ok(self) -> bool:
@@ -101,13 +134,17 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def check(config: Config, store: Store) -> CheckReport:
-    """Every problem in the subscriber files, plus notes (lists overlap, suppressions)."""
-    roster = subs.load(config.subscribers_dir, tuple(config.topics))
-    blocked = store.suppressed()
-    notes = list(roster.notes)
-    for p in roster.subscribers:
-        if p.email in blocked and p.status != "unsubscribed":
-            notes.append(f"{p.source}: {p.email} is {p.status} here but unsubscribed (suppressed) "
-                         "in the database; gets nothing until 'digest subscribers resubscribe'")
-    return CheckReport(roster, roster.problems, tuple(notes))
+def check(config: Config, store: Store, *, fix: bool = False) -> CheckReport:
+    """Every problem in the subscriber files, plus notes (lists overlap), plus drift:
+    unsubscribes in the database that a file does not show yet. ``fix`` writes those
+    into the files first (under the lock, comments kept)."""
+    fixed: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    if fix:
+        done = sync.catch_up(config, store)
+        fixed, failed = tuple(d.fixed() for d in done.fixed), done.failed
+    roster = subs.load(config.subscribers_dir, tuple(config.topics),
+                       keep=sync.copies_for(config.db_path))
+    broken = tuple(b.message() for b in roster.broken if b.fallback is not None)
+    drifted = tuple(d.message() for d in sync.drift(roster, store))
+    return CheckReport(roster, broken + roster.problems + drifted + failed, roster.notes, fixed)

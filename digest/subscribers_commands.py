@@ -3,6 +3,7 @@ subscribers_admin / subscribers_edit / subscribers_csv; this module tells the us
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -12,16 +13,34 @@ from digest import subscribers as subs
 from digest import subscribers_admin as admin
 from digest import subscribers_csv as table_io
 from digest import subscribers_edit as edits
+from digest import subscribers_sync as sync
 from digest.config import Config
 from digest.errors import DigestError, SubscriberError
 from digest.files import write_atomic
 
+log = logging.getLogger(__name__)
+
 
 def _rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    return subs.display(path)
+
+
+def roster(config: Config) -> subs.Roster:
+    """The subscriber files for a `subscribers` command: one line and exit 1 if a file
+    cannot be read (these commands report on or edit the files themselves, so a
+    last good copy would only hide the problem)."""
+    found = subs.load(config.subscribers_dir, tuple(config.topics),
+                      keep=sync.copies_for(config.db_path))
+    subs.refuse_broken(found)
+    for problem in found.problems:
+        log.warning("%s (entry skipped)", problem)
+    return found
+
+
+def people(config: Config, status: str | None, topic: str | None) -> list[subs.Subscriber]:
+    """`digest subscribers list`: who is in the files, filtered."""
+    return [p for p in roster(config).subscribers
+            if (status is None or p.status == status) and (topic is None or topic in p.topics)]
 
 
 def add(config: Config, email: str, *, name: str, topics: str, timezone: str | None,
@@ -46,13 +65,15 @@ def add(config: Config, email: str, *, name: str, topics: str, timezone: str | N
                    err=True)
 
 
-def check(config: Config) -> None:
+def check(config: Config, *, fix: bool = False) -> None:
     """Print every problem and note; exit 1 if there are problems."""
     store = pipeline.open_store(config)
     try:
-        result = admin.check(config, store)
+        result = admin.check(config, store, fix=fix)
     finally:
         store.close()
+    for line in result.fixed:
+        click.echo(f"fixed: {line}")
     for line in result.problems:
         click.echo(f"error: {line}")
     for line in result.notes:
@@ -64,6 +85,7 @@ def check(config: Config) -> None:
 
 def set_status(config: Config, email: str, status: str) -> None:
     address = subs.normalise_email(email)
+    roster(config)
     if status == "paused":
         paths = admin.pause(config, address)
     else:
@@ -77,6 +99,7 @@ def set_status(config: Config, email: str, status: str) -> None:
 
 def remove(config: Config, email: str) -> None:
     address = subs.normalise_email(email)
+    roster(config)
     paths = edits.set_status(config.subscribers_dir, address, None)
     click.echo(f"removed {address} from {', '.join(_rel(p) for p in paths)}")
 
@@ -90,6 +113,13 @@ def unsubscribe(config: Config, email: str) -> None:
     where = f"; status set in {', '.join(_rel(p) for p in done.files)}" if done.files else ""
     state = "was already unsubscribed" if done.already else "unsubscribed"
     click.echo(f"{done.email} {state}: suppressed, gets no more mail{where}")
+    broken = sync.load(config).broken
+    if broken:
+        # Suppressed all the same (that is what stops the mail), but the address may be
+        # in the file that cannot be read: that file needs a human first.
+        raise SubscriberError(f"{broken[0].where}: {broken[0].reason}; {done.email} is "
+                              "suppressed, but this file cannot be updated until it is fixed",
+                              hint="fix it, then run 'digest subscribers check --fix'")
     if done.file_error:
         click.echo(f"warning: file not updated: {done.file_error}", err=True)
 
@@ -112,12 +142,14 @@ def resubscribe(config: Config, email: str) -> None:
 def import_csv(config: Config, source: Path, *, dry_run: bool, list_name: str | None) -> None:
     store = pipeline.open_store(config)
     try:
-        roster = subs.load(config.subscribers_dir, tuple(config.topics))
+        current = roster(config)
         target = edits.list_path(config.subscribers_dir, list_name)
-        plan = table_io.plan_import(source, target, roster, store.suppressed(),
+        plan = table_io.plan_import(source, target, current, store.suppressed(),
                                     tuple(config.topics))
     finally:
         store.close()
+    if not dry_run:
+        plan = table_io.apply(plan, config.subscribers_dir)
     columns = ", ".join(f"{k} -> {v}" for k, v in plan.columns.items())
     click.echo(f"columns: {columns}" + (f" (ignored: {', '.join(plan.ignored_columns)})"
                                         if plan.ignored_columns else ""))
@@ -128,8 +160,6 @@ def import_csv(config: Config, source: Path, *, dry_run: bool, list_name: str | 
         click.echo(f"skipped: {line}")
     for line in plan.problems:
         click.echo(f"error: {line}", err=True)
-    if not dry_run:
-        table_io.apply(plan)
     click.echo(plan.summary(dry_run=dry_run).replace(str(plan.target), _rel(plan.target)))
     if plan.problems:
         raise click.exceptions.Exit(1)
@@ -138,8 +168,7 @@ def import_csv(config: Config, source: Path, *, dry_run: bool, list_name: str | 
 def export(config: Config, fmt: str, out: Path | None) -> None:
     store = pipeline.open_store(config)
     try:
-        roster = pipeline.load_roster(config)
-        rows = table_io.export_rows(roster, store.suppressed())
+        rows = table_io.export_rows(roster(config), store.suppressed())
     finally:
         store.close()
     text = table_io.to_csv(rows) if fmt == "csv" else table_io.to_json(rows)

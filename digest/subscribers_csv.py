@@ -15,15 +15,16 @@ import io
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
 from digest.errors import SubscriberError
+from digest.lock import folder_lock
 from digest.models import Subscriber
-from digest.subscribers import Roster, validate_entry
+from digest.subscribers import Roster, load, refuse_broken, validate_entry
 from digest.subscribers_edit import append_entry, edit
 
 # Column name (lower case, '_' and '-' read as spaces) -> field.
@@ -211,27 +212,54 @@ def plan_import(source: Path, target: Path, roster: Roster, suppressed: set[str]
                       columns=columns)
 
 
-def apply(plan: ImportPlan) -> None:
-    """Append every new row to the target file in one atomic write."""
+def apply(plan: ImportPlan, folder: Path | None = None) -> ImportPlan:
+    """Append every new row to the target file in one atomic write.
+
+    With ``folder``, the rows are checked again under the folder lock, so an address
+    someone added since the plan was made is skipped, not written twice. Returns the
+    plan as carried out.
+    """
     if not plan.new:
-        return
+        return plan
+    with folder_lock(folder or plan.target.parent):
+        if folder is not None:
+            now = load(folder)
+            refuse_broken(now)
+            late = [r for r in plan.new if now.find(r.email) is not None]
+            plan = replace(plan, new=tuple(r for r in plan.new if r not in late),
+                           skipped=plan.skipped + tuple(
+                               f"{plan.source}:{r.line}: {r.email} was added meanwhile "
+                               f"({_source(now, r.email)})" for r in late))
+        if plan.new:
+            new = plan.new
 
-    def change(text: str) -> str:
-        for row in plan.new:
-            text = append_entry(text, plan.target, row.table)
-        return text
+            def change(text: str) -> str:
+                for row in new:
+                    text = append_entry(text, plan.target, row.table)
+                return text
 
-    edit(plan.target, change)
+            edit(plan.target, change)
+    return plan
+
+
+def _source(roster: Roster, email: str) -> str:
+    found = roster.find(email)
+    return found.source if found else "?"
 
 
 # -- export -------------------------------------------------------------------------
 
 EXPORT_FIELDS = ("email", "name", "topics", "timezone", "format", "status", "added", "lists",
-                 "suppressed")
+                 "suppressed", "source")
 
 
 def export_rows(roster: Roster, suppressed: set[str]) -> list[dict[str, Any]]:
-    """One row per address (lists merged); a suppressed address shows as unsubscribed."""
+    """One row per address (lists merged); a suppressed address shows as unsubscribed.
+
+    ``source`` says where the row comes from: "files", or "database" for an address
+    suppressed (CLI, one-click, --to) that is in no file: an export is the whole
+    list of who must not be mailed too, so moving to another tool keeps them out.
+    """
     out = []
     for s in roster.subscribers:
         entries = roster.entries_of(s.email)
@@ -243,7 +271,13 @@ def export_rows(roster: Roster, suppressed: set[str]) -> list[dict[str, Any]]:
             "status": "unsubscribed" if blocked else s.status,
             "added": added.isoformat() if added else None,
             "lists": sorted({e.path.stem for e in entries}), "suppressed": blocked,
+            "source": "files",
         })
+    listed = {s.email for s in roster.subscribers}
+    for email in sorted(suppressed - listed):
+        out.append({"email": email, "name": "", "topics": [], "timezone": None,
+                    "format": "html", "status": "unsubscribed", "added": None, "lists": [],
+                    "suppressed": True, "source": "database"})
     return out
 
 

@@ -10,18 +10,20 @@ result is parsed again and compared with the intended data before it is written.
 
 Writes are atomic (temp file in the same folder, fsync, rename, file mode kept) and
 refuse to overwrite a file that changed since it was read: an editor's save in
-between is never lost. Concurrent digest processes (`digest serve` recording an
-unsubscribe while someone runs `digest subscribers add`) also take an flock.
+between is never lost. Digest processes (`digest serve` recording an unsubscribe
+while someone runs `digest subscribers add`) edit one after another: every
+read-check-write, from reading the file to renaming the new one into place, runs
+inside the folder's lock (digest.lock.folder_lock), and a writer waits for it up to
+LOCK_WAIT_SECONDS.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -31,13 +33,16 @@ import tomlkit
 
 from digest.errors import SubscriberError
 from digest.files import write_atomic
+from digest.lock import LOCK_WAIT_SECONDS, folder_lock
 from digest.models import MailFormat, SubscriberStatus
-from digest.subscribers import DEFAULT_FILE, check_timezone, header_lines, load, normalise_email
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: the content check still guards edits
-    fcntl = None  # type: ignore[assignment]
+from digest.subscribers import (
+    DEFAULT_FILE,
+    check_timezone,
+    header_lines,
+    load,
+    normalise_email,
+    refuse_broken,
+)
 
 BOM = b"\xef\xbb\xbf"
 _ANY_HEADER = re.compile(r"""\s*\[\[?\s*[\w."' -]+\s*\]\]?\s*(#.*)?$""")
@@ -78,29 +83,15 @@ def snapshot(path: Path) -> Snapshot:
     return Snapshot(path, raw, text, bom)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An flock on the file being replaced: digest processes edit one after another.
-
-    A waiter holds the old inode; once it gets the lock it re-reads the path and sees
-    the new content, so the content check below catches the race.
-    """
-    if fcntl is None or not path.exists():
-        yield
-        return
-    with open(path, "rb") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
 def commit(snap: Snapshot, text: str) -> None:
-    """Write ``text`` over the file ``snap`` was taken of, unless it changed since."""
+    """Write ``text`` over the file ``snap`` was taken of, unless it changed since.
+
+    Other digest processes wait on the folder lock (taken here, or already by the
+    caller); the content check catches what the lock cannot: a text editor's save.
+    """
     path = snap.path
     data = (BOM if snap.bom else b"") + text.encode("utf-8")
-    with _locked(path):
+    with folder_lock(path.parent):
         try:
             current: bytes | None = path.read_bytes()
         except FileNotFoundError:
@@ -119,23 +110,27 @@ def _write_atomic(path: Path, data: bytes, *, create: bool) -> None:
                           hint="run the command again") from None
 
 
-def edit(path: Path, change: Callable[[str], str], *, attempts: int = 3) -> bool:
+def edit(path: Path, change: Callable[[str], str], *, attempts: int = 3,
+         timeout: float = LOCK_WAIT_SECONDS) -> bool:
     """Apply ``change`` to the file's text and write it; False if nothing changed.
 
-    If the file changes underneath, the edit is made again on the new content
-    (``attempts`` times in all): what the other writer saved is never overwritten.
+    Read, change and write all happen inside the folder lock, so two digest
+    processes never edit the same old content. If the file changes underneath anyway
+    (a text editor), the edit is made again on the new content (``attempts`` times
+    in all): what the other writer saved is never overwritten.
     """
-    for attempt in range(1, attempts + 1):
-        snap = snapshot(path)
-        new = change(snap.text)
-        if new == snap.text:
-            return False
-        try:
-            commit(snap, new)
-            return True
-        except FileChanged:
-            if attempt == attempts:
-                raise
+    with folder_lock(path.parent, timeout):
+        for attempt in range(1, attempts + 1):
+            snap = snapshot(path)
+            new = change(snap.text)
+            if new == snap.text:
+                return False
+            try:
+                commit(snap, new)
+                return True
+            except FileChanged:
+                if attempt == attempts:
+                    raise
     return False  # pragma: no cover - the loop returns or raises
 
 
@@ -199,8 +194,12 @@ def _entries(text: str, path: Path) -> tuple[list[dict[str, Any]], list[Block], 
 
 
 def _matches(entry: dict[str, Any], address: str) -> bool:
+    return _matches_any(entry, {address})
+
+
+def _matches_any(entry: dict[str, Any], addresses: Collection[str]) -> bool:
     try:
-        return normalise_email(str(entry.get("email", ""))) == address
+        return normalise_email(str(entry.get("email", ""))) in addresses
     except SubscriberError:
         return False
 
@@ -228,11 +227,14 @@ def _key_re(key: str) -> re.Pattern[str]:
                       r"""("(?:[^"\\\r\n]|\\.)*"|'[^'\r\n]*')(.*)$""", re.DOTALL)
 
 
-def set_key(text: str, path: Path, address: str, key: str, value: str) -> str:
-    """Set a string key in every entry for ``address``, touching only that line."""
+def set_key(text: str, path: Path, address: str | Collection[str], key: str,
+            value: str) -> str:
+    """Set a string key in every entry for ``address`` (one or several), touching only
+    that line."""
     entries, found, lines = _entries(text, path)
     newline = "\r\n" if "\r\n" in text else "\n"
-    hits = [i for i, e in enumerate(entries) if _matches(e, address) and e.get(key) != value]
+    wanted = {address} if isinstance(address, str) else set(address)
+    hits = [i for i, e in enumerate(entries) if _matches_any(e, wanted) and e.get(key) != value]
     # Bottom up, so earlier line numbers stay valid while inserting.
     for i in reversed(hits):
         b = found[i]
@@ -270,13 +272,20 @@ def remove_entries(text: str, path: Path, address: str) -> str:
             while start > 0 and _is_blank(lines[start - 1]):
                 start -= 1
         del lines[start:b.end]
+    out = "".join(lines)
+    if hits and not out.strip():
+        # An empty file is valid TOML, but it reads as a mistake (a truncated save) to
+        # people and to tools; say what it is and how to fill it again.
+        newline = "\r\n" if "\r\n" in text else "\n"
+        out = (f"# No subscribers left in this list. Add one with: digest subscribers add "
+               f"EMAIL --list {path.stem}{newline}")
 
     def expect(data: dict[str, Any]) -> None:
         data["subscriber"] = [e for i, e in enumerate(data["subscriber"]) if i not in hits]
         if not data["subscriber"]:
             del data["subscriber"]
 
-    return _checked(path, text, "".join(lines), expect)
+    return _checked(path, text, out, expect)
 
 
 def append_entry(text: str, path: Path, table: dict[str, Any]) -> str:
@@ -314,7 +323,19 @@ def add(folder: Path, email: str, *, name: str = "", topics: Sequence[str] = (),
     address = normalise_email(email)
     if timezone:
         check_timezone(timezone)
+    # The duplicate check and the write are one step under the lock: ten concurrent
+    # `add`s of one address make one entry.
+    with folder_lock(folder):
+        return _add_locked(folder, address, name=name, topics=topics, timezone=timezone,
+                           list_name=list_name, today=today, format=format)
+
+
+def _add_locked(folder: Path, address: str, *, name: str, topics: Sequence[str],
+                timezone: str | None, list_name: str | None, today: date | None,
+                format: MailFormat) -> Path:
     roster = load(folder) if folder.is_dir() else None
+    if roster is not None:
+        refuse_broken(roster)
     existing = roster.find(address) if roster else None
     if existing is not None:
         hint = (f"they unsubscribed: only 'digest subscribers resubscribe {address}' brings "
@@ -351,18 +372,32 @@ def files_with(folder: Path, address: str) -> list[Path]:
     return out
 
 
-def set_status(folder: Path, email: str, status: SubscriberStatus | None) -> list[Path]:
-    """Set the status in every file listing ``email`` (``None`` removes the entries)."""
+def set_status(folder: Path, email: str, status: SubscriberStatus | None, *,
+               timeout: float = LOCK_WAIT_SECONDS) -> list[Path]:
+    """Set the status in every file listing ``email`` (``None`` removes the entries).
+
+    Refuses (one line, nothing written) while any file of the folder is broken: the
+    address may be in it, and half an edit is worse than none.
+    """
     address = normalise_email(email)
-    paths = files_with(folder, address)
-    if not paths:
-        raise SubscriberError(f"{address} is not in any file under {folder}")
-    for path in paths:
-        if status is None:
-            edit(path, functools.partial(_remove, path=path, address=address))
-        else:
-            edit(path, functools.partial(_set, path=path, address=address, value=status))
+    with folder_lock(folder, timeout):
+        refuse_broken(load(folder))
+        paths = files_with(folder, address)
+        if not paths:
+            raise SubscriberError(f"{address} is not in any file under {folder}")
+        for path in paths:
+            if status is None:
+                edit(path, functools.partial(_remove, path=path, address=address))
+            else:
+                edit(path, functools.partial(_set, path=path, address=address, value=status))
     return paths
+
+
+def set_statuses(path: Path, addresses: Collection[str], status: SubscriberStatus, *,
+                 timeout: float = LOCK_WAIT_SECONDS) -> bool:
+    """Set ``status`` for several addresses in one file, in one write."""
+    return edit(path, lambda text: set_key(text, path, addresses, "status", status),
+                timeout=timeout)
 
 
 def _remove(text: str, *, path: Path, address: str) -> str:

@@ -181,7 +181,9 @@ def test_suppression_wins_over_a_file_until_resubscribe(project: Path,
     (folder / "subscribers.toml").write_text(text.replace(grace + '"unsubscribed"',
                                                           grace + '"active"'))
     check = cli(project, "subscribers", "check")
-    assert "unsubscribed (suppressed) in the database" in check.output
+    assert check.exit_code == 1
+    assert ("(one-click, database) but active in subscribers/friends.toml:1 — run "
+            "`digest subscribers check --fix`") in check.output
     assert "sent 2 of 2" in digest(project, "send").stdout
     assert "grace@example.com" not in {r for m in smtp_server.received for r in m.rcpt_tos}
 

@@ -124,7 +124,7 @@ def test_export_round_trips_through_import(tmp_path: Path, folder: Path) -> None
     (other / "x.toml").write_text("")
     again = table_io.plan_import(csv_file, other / "x.toml", subs.load(other), set(), TOPICS,
                                  today=TODAY)
-    assert again.problems == () and again.ignored_columns == ("lists", "suppressed")
+    assert again.problems == () and again.ignored_columns == ("lists", "suppressed", "source")
     assert [r.table for r in again.new] == [
         {"email": r["email"], **({"name": r["name"]} if r["name"] else {}), "topics": r["topics"],
          **({"timezone": r["timezone"]} if r["timezone"] else {}),
