@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,9 +36,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
 
+from digest import dbfile
 from digest.errors import StoreError
 from digest.models import Article, Delivery, DeliveryStatus, Rendered
 
@@ -260,8 +262,9 @@ def _now() -> datetime:
 class Store:
     """All database access goes through here; no SQL elsewhere."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, path: Path | None = None) -> None:
         self.engine = engine
+        self.path = path or Path(str(engine.url.database))
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
@@ -270,20 +273,22 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"{path}: cannot create the database folder: {e.strerror}") from None
+        dbfile.prepare(path)
         engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        store = cls(engine)
+        store = cls(engine, path)
         try:
             store._migrate(path)
-        except OperationalError as e:
-            raise StoreError(f"{path}: cannot open the database: {e.orig}") from None
+        except BaseException:
+            engine.dispose()
+            raise
         return store
 
     def close(self) -> None:
         self.engine.dispose()
 
     def _migrate(self, path: Path) -> None:
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
             metadata.create_all(conn)
             row = conn.execute(select(meta.c.value).where(meta.c.key == "schema")).first()
             # A new file: create_all just made every table current, nothing to migrate.
@@ -300,8 +305,17 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        """One transaction. A damaged, locked or unopenable file becomes a StoreError
+        here, whichever query first meets it (damage may sit in a page that only a
+        later query reads), so no caller sees a SQLAlchemy traceback."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (DBAPIError, sqlite3.Error) as e:
+            error = dbfile.unusable(self.path, e)
+            if error is None:
+                raise
+            raise error from e
 
     # -- meta --------------------------------------------------------------
     def _set_meta(self, conn: Connection, key: str, value: str) -> None:
