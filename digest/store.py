@@ -8,6 +8,7 @@ old database is upgraded in place, never recreated.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -201,6 +202,16 @@ article_tombstones = Table(
     Column("pruned", UTCDateTime, nullable=False),
 )
 
+# Secrets that signed unsubscribe links once and no longer do, by fingerprint, with the
+# day digest first saw them retired: a retired secret vouches only for tokens issued
+# up to that day, and only for the grace period after it.
+retired_secrets = Table(
+    "retired_secrets",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("retired_on", String(10), nullable=False),
+)
+
 # version -> SQL run to reach it from the version before. Version 1 is create_all.
 _MIGRATIONS: dict[int, Sequence[str]] = {
     2: [f"ALTER TABLE feeds ADD COLUMN {c}" for c in (
@@ -333,6 +344,34 @@ class Store:
                 sqlite_insert(meta).values(key="secret", value=value).on_conflict_do_nothing())
             got = conn.execute(select(meta.c.value).where(meta.c.key == "secret")).scalar_one()
             return str(got)
+
+    def stored_secret(self) -> str | None:
+        """The per-database secret if one was ever made (unlike secret(), makes none)."""
+        with self.begin() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "secret")).first()
+        return None if row is None else str(row[0])
+
+    def retired_on(self, secret: str, today: date) -> date:
+        """The day ``secret`` was first seen retired: ``today`` unless recorded before."""
+        fp = _fingerprint(secret)
+        q = select(retired_secrets.c.retired_on).where(retired_secrets.c.fingerprint == fp)
+        with self.begin() as conn:
+            # Read first: every send and every `digest serve` start asks, and only the
+            # first sighting needs the write lock.
+            got = conn.execute(q).scalar_one_or_none()
+            if got is None:
+                conn.execute(sqlite_insert(retired_secrets).values(
+                    fingerprint=fp, retired_on=today.isoformat()).on_conflict_do_nothing())
+                got = conn.execute(q).scalar_one()
+        return date.fromisoformat(got)
+
+    def unretire(self, secret: str) -> None:
+        """``secret`` signs (again): a later retirement starts its clock afresh."""
+        fp = _fingerprint(secret)
+        c = retired_secrets.c
+        with self.begin() as conn:
+            if conn.execute(select(c.fingerprint).where(c.fingerprint == fp)).first():
+                conn.execute(retired_secrets.delete().where(c.fingerprint == fp))
 
     # -- feeds -------------------------------------------------------------
     def feed_state(self, url: str) -> FeedState:
@@ -676,6 +715,12 @@ _DUE = ("status = 'pending' OR (status = 'deferred' AND (next_attempt IS NULL"
         " OR next_attempt <= ?)) OR (status = 'sending' AND claimed_at < ?)")
 _FINISH = ("UPDATE deliveries SET status = ?, message_id = ?, last_error = ?, next_attempt = ?,"
            " updated = ?, claimed_by = NULL WHERE day = ? AND email = ?")
+
+
+def _fingerprint(secret: str) -> str:
+    # A plain hash is enough: whoever can read this table can also read the
+    # fallback signing secret kept in clear in the meta table beside it.
+    return hashlib.sha256(b"digest retired secret\0" + secret.encode()).hexdigest()
 
 
 def _stored_time(value: datetime | None) -> str | None:
