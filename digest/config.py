@@ -50,7 +50,8 @@ class NewsletterConfig(_Section):
     secret_env: str = "DIGEST_SECRET"
     """Environment variable holding the secret that signs unsubscribe tokens."""
     secret_grace_days: int = Field(default=90, ge=0)
-    """After a rotation, tokens of <secret_env>_OLD secrets stay valid this many days."""
+    """Days a retired secret (<secret_env>_OLD, or the database one) still verifies the
+    tokens it signed, counted from its retirement day; see README, rotating the secret."""
     unsubscribe_mailto: str = ""
     """mailto fallback for List-Unsubscribe; default unsubscribe@<from domain>."""
 

@@ -43,4 +43,18 @@ class DeliveryError(DigestError):
 
 
 class StoreError(DigestError):
-    """The database cannot be opened or is from a newer digest."""
+    """The database cannot be used: damaged, unopenable, or from a newer digest.
+
+    Exit 2, like a bad config: nothing ran, and the operator has to act on the file.
+    """
+
+    exit_code = 2
+
+
+class StoreBusy(StoreError):
+    """Another process held the database's write lock past the busy timeout.
+
+    Not damage: trying again later works, so it exits 1 like a failed run.
+    """
+
+    exit_code = 1

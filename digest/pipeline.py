@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from digest import collect as collector
-from digest import lifecycle, runlog
+from digest import lifecycle, runlog, tokens
 from digest import subscribers as subs
 from digest.config import Config
 from digest.errors import SubscriberError
@@ -104,12 +104,10 @@ def open_store(config: Config) -> Store:
 
 
 def signing_secret(config: Config, store: Store) -> str:
-    env = os.environ.get(config.newsletter.secret_env)
-    if env:
-        return env
     # Without the variable, a random secret kept in the database still gives
-    # unforgeable tokens; it just cannot be shared with another install.
-    return store.secret()
+    # unforgeable tokens; it just cannot be shared with another install. The
+    # tokens module also records when a secret stopped signing (rotation).
+    return tokens.signing_secret(config, store)
 
 
 def load_roster(config: Config) -> subs.Roster:

@@ -265,8 +265,10 @@ class Daemon:
             self.reload_requested.set()
 
     def run(self) -> None:
+        # Create/upgrade the schema first, before the lock file: a damaged database
+        # is one line and exit 2, with nothing new left beside it.
+        pipeline.open_store(self.config).close()
         with DaemonLock(self.config.db_path):
-            pipeline.open_store(self.config).close()  # create/upgrade the schema first
             self.scheduler.start(paused=True)
             self.reconcile()
             self.print_plan()

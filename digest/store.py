@@ -8,8 +8,10 @@ old database is upgraded in place, never recreated.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,9 +37,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
 
+from digest import dbfile
 from digest.errors import StoreError
 from digest.models import Article, Delivery, DeliveryStatus, Rendered
 
@@ -199,6 +202,16 @@ article_tombstones = Table(
     Column("pruned", UTCDateTime, nullable=False),
 )
 
+# Secrets that signed unsubscribe links once and no longer do, by fingerprint, with the
+# day digest first saw them retired: a retired secret vouches only for tokens issued
+# up to that day, and only for the grace period after it.
+retired_secrets = Table(
+    "retired_secrets",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("retired_on", String(10), nullable=False),
+)
+
 # version -> SQL run to reach it from the version before. Version 1 is create_all.
 _MIGRATIONS: dict[int, Sequence[str]] = {
     2: [f"ALTER TABLE feeds ADD COLUMN {c}" for c in (
@@ -260,8 +273,9 @@ def _now() -> datetime:
 class Store:
     """All database access goes through here; no SQL elsewhere."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, path: Path | None = None) -> None:
         self.engine = engine
+        self.path = path or Path(str(engine.url.database))
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
@@ -270,20 +284,22 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"{path}: cannot create the database folder: {e.strerror}") from None
+        dbfile.prepare(path)
         engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        store = cls(engine)
+        store = cls(engine, path)
         try:
             store._migrate(path)
-        except OperationalError as e:
-            raise StoreError(f"{path}: cannot open the database: {e.orig}") from None
+        except BaseException:
+            engine.dispose()
+            raise
         return store
 
     def close(self) -> None:
         self.engine.dispose()
 
     def _migrate(self, path: Path) -> None:
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
             metadata.create_all(conn)
             row = conn.execute(select(meta.c.value).where(meta.c.key == "schema")).first()
             # A new file: create_all just made every table current, nothing to migrate.
@@ -300,8 +316,17 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        """One transaction. A damaged, locked or unopenable file becomes a StoreError
+        here, whichever query first meets it (damage may sit in a page that only a
+        later query reads), so no caller sees a SQLAlchemy traceback."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (DBAPIError, sqlite3.Error) as e:
+            error = dbfile.unusable(self.path, e)
+            if error is None:
+                raise
+            raise error from e
 
     # -- meta --------------------------------------------------------------
     def _set_meta(self, conn: Connection, key: str, value: str) -> None:
@@ -319,6 +344,34 @@ class Store:
                 sqlite_insert(meta).values(key="secret", value=value).on_conflict_do_nothing())
             got = conn.execute(select(meta.c.value).where(meta.c.key == "secret")).scalar_one()
             return str(got)
+
+    def stored_secret(self) -> str | None:
+        """The per-database secret if one was ever made (unlike secret(), makes none)."""
+        with self.begin() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "secret")).first()
+        return None if row is None else str(row[0])
+
+    def retired_on(self, secret: str, today: date) -> date:
+        """The day ``secret`` was first seen retired: ``today`` unless recorded before."""
+        fp = _fingerprint(secret)
+        q = select(retired_secrets.c.retired_on).where(retired_secrets.c.fingerprint == fp)
+        with self.begin() as conn:
+            # Read first: every send and every `digest serve` start asks, and only the
+            # first sighting needs the write lock.
+            got = conn.execute(q).scalar_one_or_none()
+            if got is None:
+                conn.execute(sqlite_insert(retired_secrets).values(
+                    fingerprint=fp, retired_on=today.isoformat()).on_conflict_do_nothing())
+                got = conn.execute(q).scalar_one()
+        return date.fromisoformat(got)
+
+    def unretire(self, secret: str) -> None:
+        """``secret`` signs (again): a later retirement starts its clock afresh."""
+        fp = _fingerprint(secret)
+        c = retired_secrets.c
+        with self.begin() as conn:
+            if conn.execute(select(c.fingerprint).where(c.fingerprint == fp)).first():
+                conn.execute(retired_secrets.delete().where(c.fingerprint == fp))
 
     # -- feeds -------------------------------------------------------------
     def feed_state(self, url: str) -> FeedState:
@@ -662,6 +715,12 @@ _DUE = ("status = 'pending' OR (status = 'deferred' AND (next_attempt IS NULL"
         " OR next_attempt <= ?)) OR (status = 'sending' AND claimed_at < ?)")
 _FINISH = ("UPDATE deliveries SET status = ?, message_id = ?, last_error = ?, next_attempt = ?,"
            " updated = ?, claimed_by = NULL WHERE day = ? AND email = ?")
+
+
+def _fingerprint(secret: str) -> str:
+    # A plain hash is enough: whoever can read this table can also read the
+    # fallback signing secret kept in clear in the meta table beside it.
+    return hashlib.sha256(b"digest retired secret\0" + secret.encode()).hexdigest()
 
 
 def _stored_time(value: datetime | None) -> str | None:

@@ -5,11 +5,17 @@ the address and the day the token was issued; the MAC is HMAC-SHA256 over the li
 and the payload, so the endpoint needs no lookup table, and a guessed, edited or
 moved token (another address, another list) is rejected.
 
-Rotation: the current secret signs; retired secrets (``<secret_env>_OLD``, comma
-separated, each optionally ``SECRET@YYYY-MM-DD`` with the day it was retired) still
-verify tokens for ``newsletter.secret_grace_days``, so links in digests already sent
-keep working after a rotation and stop working on their own afterwards. A secret that
-leaked should be dropped, not retired: a retired secret can still sign.
+Rotation: the current secret signs; retired secrets still verify the tokens they
+signed, for ``newsletter.secret_grace_days`` after they were retired, so links in
+digests already sent keep working after a rotation and stop working on their own
+afterwards. Retired secrets are ``<secret_env>_OLD`` (comma separated, each optionally
+``SECRET@YYYY-MM-DD`` with the day it was retired) and, once ``<secret_env>`` is set,
+the random per-database secret that signed before it. Every retired secret has a
+retirement day: the one written after ``@``, else the day digest first saw it retired
+(kept in the database). A retired secret vouches only for tokens that claim an issue
+day up to its retirement day and only until the grace has run out, so whoever learns
+an old secret cannot mint links that stay valid. A secret that leaked should be
+dropped, not retired: within the grace a retired secret can still sign.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import binascii
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -109,28 +116,30 @@ def read(secret: str, token: str, list_id: str) -> str | None:
 
 @dataclass(frozen=True)
 class Retired:
-    """A secret that no longer signs but still verifies recent tokens."""
+    """A secret that no longer signs but still verifies the tokens it signed."""
 
     secret: str
-    retired_on: date | None = None
-
-    @classmethod
-    def from_entry(cls, entry: str) -> Retired:
-        secret, at, day = entry.strip().rpartition("@")
-        if at and secret:
-            try:
-                return cls(secret, date.fromisoformat(day))
-            except ValueError:
-                pass  # an '@' inside the secret itself
-        return cls(entry.strip())
+    retired_on: date  # the day it stopped signing
 
     def accepts(self, issued: date | None, today: date, grace: timedelta) -> bool:
         if issued is None:
             return False  # age unknown: only the current secret vouches for it
-        if self.retired_on is not None:
-            # A token signed after retirement cannot be genuine.
-            return issued <= self.retired_on and today <= self.retired_on + grace
-        return today - issued <= grace
+        # Issued after the retirement day: not one we sent, a forgery. The retirement
+        # day itself still counts: that morning's digest may have gone out before the
+        # rotation, and refusing it would gain nothing, since whoever holds the old
+        # secret can claim any earlier day. What bounds a leaked secret is the grace.
+        return issued <= self.retired_on and today <= self.retired_on + grace
+
+
+def split_entry(entry: str) -> tuple[str, date | None]:
+    """``SECRET`` or ``SECRET@YYYY-MM-DD`` from ``<secret_env>_OLD``: (secret, day or None)."""
+    secret, at, day = entry.strip().rpartition("@")
+    if at and secret:
+        try:
+            return secret, date.fromisoformat(day)
+        except ValueError:
+            pass  # an '@' inside the secret itself
+    return entry.strip(), None
 
 
 @dataclass(frozen=True)
@@ -160,27 +169,50 @@ class Keyring:
         return None
 
 
-def retired_from_env(value: str | None) -> tuple[Retired, ...]:
-    return tuple(Retired.from_entry(e) for e in (value or "").split(",") if e.strip())
+def retired_from_env(value: str | None, first_seen: Callable[[str], date]) -> tuple[Retired, ...]:
+    """The ``<secret_env>_OLD`` secrets; ``first_seen(secret)`` dates one written without
+    a day (the store keeps the day it was first seen retired)."""
+    entries = [split_entry(e) for e in (value or "").split(",") if e.strip()]
+    return tuple(Retired(secret, day or first_seen(secret)) for secret, day in entries)
 
 
-def keyring(config: Config, store: Store) -> Keyring:
+def signing_secret(config: Config, store: Store, today: date | None = None) -> str:
+    """The secret that signs today: ``<secret_env>``, else the per-database one.
+
+    Also keeps the record of which secret stopped signing when: the database secret
+    is retired (today, unless recorded before) once the variable is set, and the secret
+    that signs now is never on record as retired, so retiring it again later starts
+    its grace from then.
+    """
+    today = today or _today()
+    current = os.environ.get(config.newsletter.secret_env) or ""
+    if current:
+        stored = store.stored_secret()
+        if stored is not None and stored != current:
+            store.retired_on(stored, today)
+    else:
+        current = store.secret()
+    store.unretire(current)
+    return current
+
+
+def keyring(config: Config, store: Store, today: date | None = None) -> Keyring:
     """The keyring `digest serve` checks tokens with, from the environment.
 
     Without the secret variable the random per-database secret signs (as in
-    pipeline.signing_secret). With it, that database secret is kept as a retired
-    one, so links sent before the variable was set keep working for the grace period.
+    signing_secret). With it, that database secret is kept as a retired one, so
+    links sent before the variable was set keep working for the grace period.
     """
+    today = today or _today()
     nl = config.newsletter
-    grace = nl.secret_grace_days
-    retired = retired_from_env(os.environ.get(f"{nl.secret_env}_OLD"))
-    current = os.environ.get(nl.secret_env) or ""
-    if current:
-        retired += (Retired(store.secret()),)
-    else:
-        current = store.secret()
-    return Keyring(current=current, retired=retired, grace_days=grace)
+    current = signing_secret(config, store, today)
+    retired = retired_from_env(os.environ.get(f"{nl.secret_env}_OLD"),
+                               lambda secret: store.retired_on(secret, today))
+    stored = store.stored_secret()
+    if stored is not None and stored != current:
+        retired += (Retired(stored, store.retired_on(stored, today)),)
+    return Keyring(current=current, retired=retired, grace_days=nl.secret_grace_days)
 
 
 __all__ = ["Keyring", "Parsed", "Retired", "keyring", "make", "parse", "read",
-           "retired_from_env"]
+           "retired_from_env", "signing_secret", "split_entry"]

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digest import tokens
+from digest import pipeline, tokens
 from digest.message import make_token, read_token
 from digest.tokens import Keyring, Retired
+from tests.peers import FeedServer, free_port
+
+if TYPE_CHECKING:
+    from digest.config import Config
+    from digest.store import Store
 
 LIST = "daily.example.org"
 TODAY = date(2026, 11, 27)
@@ -106,12 +113,17 @@ def test_tokens_from_before_issue_days_still_verify_with_the_current_secret() ->
                    hashlib.sha256).digest()[:16]
     legacy = f"{b64(b'ada@example.org')}.{b64(mac)}"
     assert Keyring("s3cret").verify(legacy, LIST) == "ada@example.org"
-    assert Keyring("new", (Retired("s3cret"),)).verify(legacy, LIST, TODAY) is None
+    assert Keyring("new", (Retired("s3cret", TODAY),)).verify(legacy, LIST, TODAY) is None
+
+
+def _undated(secret: str) -> date:
+    raise AssertionError(f"{secret} carries its retirement day")
 
 
 def test_rotation_keeps_old_links_for_the_grace_period() -> None:
     old_token = tokens.make("old-secret", "ada@example.org", LIST, TODAY)
-    ring = Keyring("new-secret", tokens.retired_from_env("old-secret"), grace_days=30)
+    ring = Keyring("new-secret", tokens.retired_from_env(f"old-secret@{TODAY}", _undated),
+                   grace_days=30)
     assert ring.verify(old_token, LIST, TODAY + timedelta(days=30)) == "ada@example.org"
     assert ring.verify(old_token, LIST, TODAY + timedelta(days=31)) is None
     # The new secret signs, and its tokens do not expire.
@@ -125,35 +137,139 @@ def test_rotation_keeps_old_links_for_the_grace_period() -> None:
 
 def test_retirement_date_bounds_what_an_old_secret_vouches_for() -> None:
     retired_on = TODAY
-    ring = Keyring("new", tokens.retired_from_env(f"a,b@c,old@{retired_on.isoformat()}"),
-                   grace_days=60)
-    assert [r.secret for r in ring.retired] == ["a", "b@c", "old"]
+    seen = {"a": TODAY - timedelta(days=1), "b@c": TODAY - timedelta(days=2)}
+    ring = Keyring("new", tokens.retired_from_env(f"a,b@c,old@{retired_on.isoformat()}",
+                                                  seen.__getitem__), grace_days=60)
+    assert [(r.secret, r.retired_on) for r in ring.retired] == [
+        ("a", seen["a"]), ("b@c", seen["b@c"]), ("old", retired_on)]
     before = tokens.make("old", "ada@example.org", LIST, retired_on - timedelta(days=5))
+    on_the_day = tokens.make("old", "ada@example.org", LIST, retired_on)
     after = tokens.make("old", "ada@example.org", LIST, retired_on + timedelta(days=1))
     assert ring.verify(before, LIST, retired_on + timedelta(days=59)) == "ada@example.org"
     assert ring.verify(before, LIST, retired_on + timedelta(days=61)) is None
+    # That morning's digest may have gone out before the rotation.
+    assert ring.verify(on_the_day, LIST, retired_on + timedelta(days=60)) == "ada@example.org"
     # Signed after the secret was retired: it cannot be one we sent.
     assert ring.verify(after, LIST, retired_on + timedelta(days=2)) is None
 
 
-def test_keyring_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+FORGED_FOR = "victim@example.org"
 
 
+def test_a_leaked_retired_secret_cannot_mint_lasting_links() -> None:
+    """The attacker has an old secret and picks the issue day the token claims."""
+    retired_on = TODAY
+    ring = Keyring("new", (Retired("leaked", retired_on),), grace_days=90)
+
+    def forged(issued: date) -> str:
+        return tokens.make("leaked", FORGED_FOR, LIST, issued)
+
+    for today in (retired_on, retired_on + timedelta(days=30), retired_on + timedelta(days=400)):
+        # Claiming to be issued today (or any day after the retirement): refused.
+        assert ring.verify(forged(today + timedelta(days=1)), LIST, today) is None
+        if today > retired_on:
+            assert ring.verify(forged(today), LIST, today) is None
+    # Claiming a day before the retirement works only until the grace runs out.
+    assert ring.verify(forged(retired_on - timedelta(days=1)), LIST,
+                       retired_on + timedelta(days=90)) == FORGED_FOR
+    for claimed in (retired_on - timedelta(days=1), retired_on - timedelta(days=500)):
+        assert ring.verify(forged(claimed), LIST, retired_on + timedelta(days=91)) is None
+
+
+def _project(tmp_path: Path, grace_days: int = 90) -> tuple[Config, Store]:
     from digest.config import from_dict
     from digest.store import Store
 
-    root = tmp_path
-    config = from_dict({"newsletter": {"secret_grace_days": 7}}, root / "config.toml")
-    store = Store.open(root / "var" / "digest.db")
+    config = from_dict({"newsletter": {"secret_grace_days": grace_days}},
+                       tmp_path / "config.toml")
+    return config, Store.open(tmp_path / "var" / "digest.db")
+
+
+def test_keyring_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, store = _project(tmp_path, grace_days=7)
     try:
+        store.secret()  # signed before DIGEST_SECRET was set
         monkeypatch.setenv("DIGEST_SECRET", "current")
-        monkeypatch.setenv("DIGEST_SECRET_OLD", "older, oldest")
-        ring = tokens.keyring(config, store)
+        monkeypatch.setenv("DIGEST_SECRET_OLD", f"older, oldest@{TODAY - timedelta(days=3)}")
+        ring = tokens.keyring(config, store, TODAY)
         assert ring.current == "current" and ring.grace_days == 7
         # The per-database secret signed before DIGEST_SECRET was set: kept as retired.
-        assert [r.secret for r in ring.retired] == ["older", "oldest", store.secret()]
+        # Undated secrets are retired from the day digest first saw them retired.
+        assert [(r.secret, r.retired_on) for r in ring.retired] == [
+            ("older", TODAY), ("oldest", TODAY - timedelta(days=3)), (store.secret(), TODAY)]
+        later = tokens.keyring(config, store, TODAY + timedelta(days=5))
+        assert later.retired == ring.retired  # the first sighting is what counts
         monkeypatch.delenv("DIGEST_SECRET")
         assert tokens.keyring(config, store).current == store.secret()
+    finally:
+        store.close()
+
+
+def test_a_fresh_install_with_the_variable_set_retires_no_database_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, store = _project(tmp_path)
+    try:
+        monkeypatch.delenv("DIGEST_SECRET_OLD", raising=False)
+        assert tokens.keyring(config, store, TODAY).retired == ()
+        assert store.stored_secret() is None  # none made just to be retired
+    finally:
+        store.close()
+
+
+def _as_the_previous_release_left_it(tmp_path: Path) -> str:
+    """A database from before retirement days: the secret in meta, no record of when it
+    stopped signing. Returns that secret."""
+    _config, store = _project(tmp_path)
+    try:
+        secret = store.secret()
+        with store.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE retired_secrets")
+    finally:
+        store.close()
+    return secret
+
+
+def test_migration_dates_the_database_secret_the_day_digest_first_sees_it_retired(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = _as_the_previous_release_left_it(tmp_path)
+    sent = tokens.make(old, "ada@example.org", LIST, TODAY - timedelta(days=20))  # in a mailbox
+    upgrade = TODAY
+    monkeypatch.setenv("DIGEST_SECRET", "new-secret")
+    config, store = _project(tmp_path)  # the new release opens it
+    try:
+        # The first send after the upgrade signs with the variable and dates the old one
+        # (pipeline.signing_secret is this, on today's clock).
+        assert tokens.signing_secret(config, store, upgrade) == "new-secret"
+        ring = tokens.keyring(config, store, upgrade + timedelta(days=10))
+    finally:
+        store.close()
+    assert ring.retired == (Retired(old, upgrade),)
+    assert ring.verify(sent, LIST, upgrade + timedelta(days=90)) == "ada@example.org"
+    assert ring.verify(sent, LIST, upgrade + timedelta(days=91)) is None
+    forged = tokens.make(old, "victim@example.org", LIST, upgrade + timedelta(days=1))
+    assert ring.verify(forged, LIST, upgrade + timedelta(days=2)) is None
+
+
+def test_the_keyring_records_retirement_with_an_injected_clock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = _as_the_previous_release_left_it(tmp_path)
+    monkeypatch.setenv("DIGEST_SECRET", "new-secret")
+    monkeypatch.setenv("DIGEST_SECRET_OLD", "env-old")
+    config, store = _project(tmp_path)
+    try:
+        first = tokens.keyring(config, store, TODAY)  # `digest serve` starts on TODAY
+        sent = tokens.make(old, "ada@example.org", LIST, TODAY - timedelta(days=1))
+        forged = tokens.make("env-old", FORGED_FOR, LIST, TODAY + timedelta(days=3))
+        assert first.verify(sent, LIST, TODAY + timedelta(days=90)) == "ada@example.org"
+        later = tokens.keyring(config, store, TODAY + timedelta(days=91))  # a restart
+        assert later.verify(sent, LIST, TODAY + timedelta(days=91)) is None
+        assert later.verify(forged, LIST, TODAY + timedelta(days=4)) is None
+        # Back to the database secret, then away from it again: the grace starts anew.
+        monkeypatch.delenv("DIGEST_SECRET")
+        assert pipeline.signing_secret(config, store) == old
+        monkeypatch.setenv("DIGEST_SECRET", "newer-secret")
+        again = tokens.keyring(config, store, TODAY + timedelta(days=200))
+        assert Retired(old, TODAY + timedelta(days=200)) in again.retired
     finally:
         store.close()
 
@@ -162,3 +278,37 @@ def test_empty_secret_is_refused() -> None:
     with pytest.raises(ValueError):
         tokens.make("", "ada@example.org", LIST)
     assert Keyring("").verify(tokens.make("x", "a@b.c", LIST), LIST) is None
+
+
+def test_serve_refuses_a_link_forged_with_the_retired_database_secret(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """Over real HTTP: the database secret signed until ten days ago, when DIGEST_SECRET
+    was set (the test environment sets it). A link it signed before then still
+    unsubscribes; one claiming to be issued today was forged with the old secret."""
+    from digest import config as configuration
+    from digest.store import Store
+    from tests.test_e2e import make_project
+    from tests.test_serve import Server, base_port
+
+    path = make_project(tmp_path, feed_server, free_port())
+    path.write_text(path.read_text().replace(
+        'base_url = "http://127.0.0.1:8025"', f'base_url = "http://127.0.0.1:{free_port()}"'))
+    config = configuration.load(path)
+    today = tokens._today()
+    store = Store.open(config.db_path)
+    try:
+        old = store.secret()
+        assert store.retired_on(old, today - timedelta(days=10)) == today - timedelta(days=10)
+    finally:
+        store.close()
+    list_id = config.newsletter.list_id
+    sent = tokens.make(old, "ada@example.org", list_id, today - timedelta(days=11))
+    forged = tokens.make(old, "ada@example.org", list_id, today)
+
+    with Server(config, base_port(config)), httpx.Client(timeout=10) as http:
+        base = f"{config.newsletter.base_url}/unsubscribe"
+        assert http.get(f"{base}/{forged}").status_code == 400
+        refused = http.post(f"{base}/{forged}", content=b"List-Unsubscribe=One-Click")
+        assert refused.status_code == 400 and "Link not valid" in refused.text
+        page = http.get(f"{base}/{sent}")
+        assert page.status_code == 200 and "ada@example.org" in page.text
