@@ -44,3 +44,8 @@ class DeliveryError(DigestError):
 
 class StoreError(DigestError):
     """The database cannot be opened or is from a newer digest."""
+
+
+class BusyError(DigestError):
+    """A subscriber file or the database is locked by another process for longer than
+    the caller may wait; nothing was changed by this attempt. Try again shortly."""

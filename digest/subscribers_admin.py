@@ -31,23 +31,28 @@ class Unsubscribed:
 
 
 def unsubscribe(config: Config, store: Store, email: str, *, reason: str,
-                now: datetime | None = None) -> Unsubscribed:
-    """Suppress ``email`` now and mark it unsubscribed in every file. Idempotent."""
+                now: datetime | None = None, lock_timeout: float | None = None) -> Unsubscribed:
+    """Suppress ``email`` now and mark it unsubscribed in every file. Idempotent.
+
+    ``lock_timeout``: the longest wait for a file another process holds locked; then
+    BusyError (the suppression is recorded by then; repeating the call finishes it)."""
     address = subs.normalise_email(email)
     already = store.suppression(address) is not None
     store.suppress(address, reason, now=now)
     try:
-        paths = _set_if_needed(config.subscribers_dir, address, "unsubscribed")
+        paths = _set_if_needed(config.subscribers_dir, address, "unsubscribed",
+                               timeout=lock_timeout)
     except SubscriberError as e:
         log.warning("%s is suppressed, but its file was not updated: %s", address, e)
         return Unsubscribed(address, already, file_error=str(e))
     return Unsubscribed(address, already, tuple(paths))
 
 
-def _set_if_needed(folder: Path, address: str, status: subs.SubscriberStatus) -> list[Path]:
+def _set_if_needed(folder: Path, address: str, status: subs.SubscriberStatus, *,
+                   timeout: float | None = None) -> list[Path]:
     if not edits.files_with(folder, address):
         return []  # e.g. mailed with --to, or removed from the files since
-    return edits.set_status(folder, address, status)
+    return edits.set_status(folder, address, status, timeout=timeout)
 
 
 def resubscribe(config: Config, store: Store, email: str) -> tuple[bool, list[Path]]:

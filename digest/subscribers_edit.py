@@ -20,6 +20,7 @@ import contextlib
 import copy
 import functools
 import re
+import time
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Any
 
 import tomlkit
 
-from digest.errors import SubscriberError
+from digest.errors import BusyError, SubscriberError
 from digest.files import write_atomic
 from digest.models import MailFormat, SubscriberStatus
 from digest.subscribers import DEFAULT_FILE, check_timezone, header_lines, load, normalise_email
@@ -79,28 +80,53 @@ def snapshot(path: Path) -> Snapshot:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, timeout: float | None = None) -> Iterator[None]:
     """An flock on the file being replaced: digest processes edit one after another.
 
     A waiter holds the old inode; once it gets the lock it re-reads the path and sees
-    the new content, so the content check below catches the race.
+    the new content, so the content check below catches the race. With ``timeout``,
+    waits at most that long, then raises BusyError.
     """
     if fcntl is None or not path.exists():
         yield
         return
     with open(path, "rb") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        _flock(f.fileno(), path, timeout)
         try:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def commit(snap: Snapshot, text: str) -> None:
-    """Write ``text`` over the file ``snap`` was taken of, unless it changed since."""
+def _flock(fd: int, path: Path, timeout: float | None) -> None:
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    # flock has no timed wait (and alarm signals reach only the main thread), so a
+    # bounded wait polls; the pause grows to 50 ms, small beside any real holder.
+    deadline = time.monotonic() + timeout
+    pause = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BusyError(f"{path} is locked by another digest process",
+                                hint="try again in a moment") from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
+
+
+def commit(snap: Snapshot, text: str, *, timeout: float | None = None) -> None:
+    """Write ``text`` over the file ``snap`` was taken of, unless it changed since.
+
+    ``timeout``: the longest wait for another process's lock on the file (BusyError
+    after it); None waits as long as it takes."""
     path = snap.path
     data = (BOM if snap.bom else b"") + text.encode("utf-8")
-    with _locked(path):
+    with _locked(path, timeout):
         try:
             current: bytes | None = path.read_bytes()
         except FileNotFoundError:
@@ -119,7 +145,8 @@ def _write_atomic(path: Path, data: bytes, *, create: bool) -> None:
                           hint="run the command again") from None
 
 
-def edit(path: Path, change: Callable[[str], str], *, attempts: int = 3) -> bool:
+def edit(path: Path, change: Callable[[str], str], *, attempts: int = 3,
+         timeout: float | None = None) -> bool:
     """Apply ``change`` to the file's text and write it; False if nothing changed.
 
     If the file changes underneath, the edit is made again on the new content
@@ -131,7 +158,7 @@ def edit(path: Path, change: Callable[[str], str], *, attempts: int = 3) -> bool
         if new == snap.text:
             return False
         try:
-            commit(snap, new)
+            commit(snap, new, timeout=timeout)
             return True
         except FileChanged:
             if attempt == attempts:
@@ -351,17 +378,21 @@ def files_with(folder: Path, address: str) -> list[Path]:
     return out
 
 
-def set_status(folder: Path, email: str, status: SubscriberStatus | None) -> list[Path]:
-    """Set the status in every file listing ``email`` (``None`` removes the entries)."""
+def set_status(folder: Path, email: str, status: SubscriberStatus | None, *,
+               timeout: float | None = None) -> list[Path]:
+    """Set the status in every file listing ``email`` (``None`` removes the entries).
+
+    ``timeout``: the longest wait for each file's lock (see commit)."""
     address = normalise_email(email)
     paths = files_with(folder, address)
     if not paths:
         raise SubscriberError(f"{address} is not in any file under {folder}")
     for path in paths:
         if status is None:
-            edit(path, functools.partial(_remove, path=path, address=address))
+            edit(path, functools.partial(_remove, path=path, address=address), timeout=timeout)
         else:
-            edit(path, functools.partial(_set, path=path, address=address, value=status))
+            edit(path, functools.partial(_set, path=path, address=address, value=status),
+                 timeout=timeout)
     return paths
 
 

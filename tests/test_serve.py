@@ -51,7 +51,7 @@ def project(tmp_path: Path, feed_server: FeedServer, smtp_server: SmtpServer) ->
     config = make_project(tmp_path, feed_server, smtp_server.port)
     # Unsubscribe links must point at the `digest serve` this test starts.
     config.write_text(config.read_text().replace(
-        'base_url = "http://127.0.0.1:8025"', f'base_url = "http://127.0.0.1:{free_port()}"'))
+        'base_url = "http://127.0.0.1:8026"', f'base_url = "http://127.0.0.1:{free_port()}"'))
     yield config
 
 
