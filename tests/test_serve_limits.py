@@ -340,3 +340,15 @@ def suppressed(config: Config) -> set[str]:
         return store.suppressed()
     finally:
         store.close()
+
+
+# -- ports ----------------------------------------------------------------------------------
+
+def test_serve_and_preview_default_to_different_ports() -> None:
+    # Both run side by side on one machine: the links in a previewed email reach serve.
+    repo = Path(__file__).resolve().parents[1]
+    for model in (configuration.load(repo / "config.toml").model,
+                  configuration.ConfigModel.model_validate(
+                      {"newsletter": {"from": "x@example.org"}})):
+        assert (model.preview.port, model.serve.port) == (8025, 8026)
+        assert model.newsletter.base_url == "http://127.0.0.1:8026"
