@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
 
 from digest import config as configuration
@@ -27,8 +26,7 @@ class Server:
 
     def __init__(self, config: Config, port: int) -> None:
         self.sock = serve.listen("127.0.0.1", port)
-        self.server = uvicorn.Server(uvicorn.Config(serve.create_app(config), log_level="warning",
-                                                    lifespan="on"))
+        self.server = serve.server(config)  # the settings `digest serve` runs with
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True)
 
