@@ -555,7 +555,7 @@ def subscribers_export(obj: Ctx, fmt: str, out: Path | None) -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Interface to listen on (default from [serve]).")
-@click.option("--port", type=int, default=None, help="Port (default from [serve], 8025).")
+@click.option("--port", type=int, default=None, help="Port (default from [serve], 8026).")
 @pass_ctx
 @user_errors
 def serve(obj: Ctx, host: str | None, port: int | None) -> None:
@@ -565,7 +565,7 @@ def serve(obj: Ctx, host: str | None, port: int | None) -> None:
 
     \b
     Example:
-      DIGEST_SECRET=... digest serve --port 8025
+      DIGEST_SECRET=... digest serve --port 8026
     """
     from digest.serve import serve as run_server
 

@@ -43,7 +43,7 @@ class NewsletterConfig(_Section):
     """List-Id (RFC 2919): a domain-like identifier for this list."""
     postal_address: str = ""
     """Postal address printed in the footer (required by CAN-SPAM)."""
-    base_url: str = "http://127.0.0.1:8025"
+    base_url: str = "http://127.0.0.1:8026"
     """Public base URL of `digest serve`: unsubscribe and view-in-browser links."""
     language: str = "en"
     """Language of dates and fixed strings in the template (en, de)."""
@@ -277,7 +277,7 @@ class PathsConfig(_Section):
 
 class PreviewConfig(_Section):
     host: str = "127.0.0.1"
-    """Interface `digest preview` and `digest serve` listen on."""
+    """Interface `digest preview` listens on."""
     port: int = Field(default=8025, ge=1, le=65535)
     """Port for `digest preview`."""
 
@@ -285,8 +285,16 @@ class PreviewConfig(_Section):
 class ServeConfig(_Section):
     host: str = "127.0.0.1"
     """Interface `digest serve` listens on (a reverse proxy makes it public)."""
-    port: int = Field(default=8025, ge=1, le=65535)
-    """Port for `digest serve` (newsletter.base_url must reach it)."""
+    port: int = Field(default=8026, ge=1, le=65535)
+    """Port for `digest serve` (newsletter.base_url must reach it); not preview's 8025."""
+    header_timeout: float = Field(default=10.0, gt=0, le=600)
+    """Seconds a client has to send a request's headers; a slower one is dropped (408)."""
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds a client has, once its headers are in, to send the request body."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Connections served at once; beyond it a request gets 503 at once."""
+    busy_timeout: float = Field(default=2.0, gt=0, le=60)
+    """Seconds a request waits for a locked subscriber file or database, then 503."""
 
 
 class ThemeConfig(_Section):

@@ -51,10 +51,16 @@ class StoreError(DigestError):
     exit_code = 2
 
 
-class StoreBusy(StoreError):
+class BusyError(DigestError):
+    """A subscriber file or the database is locked by another process for longer than
+    the caller may wait; nothing was changed by this attempt. Try again shortly."""
+
+
+class StoreBusy(StoreError, BusyError):
     """Another process held the database's write lock past the busy timeout.
 
-    Not damage: trying again later works, so it exits 1 like a failed run.
+    Not damage: trying again later works, so it exits 1 like a failed run (and
+    `digest serve` answers 503 with Retry-After).
     """
 
     exit_code = 1

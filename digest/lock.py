@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from digest.errors import DigestError
+from digest.errors import BusyError, DigestError
 
 
 class DaemonLock:
@@ -54,7 +54,7 @@ LOCK_WAIT_SECONDS = 10.0
 _POLL_FIRST, _POLL_MAX = 0.002, 0.05
 
 
-class LockBusy(DigestError):
+class LockBusy(BusyError):
     """Another process held the lock for longer than the caller was willing to wait."""
 
 

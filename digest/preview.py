@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -38,6 +39,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest import pipeline, preview_send
 from digest import preview_checks as checks
@@ -120,9 +122,39 @@ def create_app(config: Config, *, host: str = "127.0.0.1", watch: bool = True) -
     loopback = ["127.0.0.1", "localhost", "::1", "[::1]"]
     hosts = ["*"] if host in ("", "0.0.0.0", "::") else [*loopback, host]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+                    middleware=[Middleware(FramePolicy),
+                                Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
     app.state.live = live
     return app
+
+
+class FramePolicy:
+    """No other site may frame the preview: its page holds the token that sends test
+    mail, and a framed page can be clicked through (clickjacking). Only the page
+    itself frames the email (/email.html), so that one allows its own origin."""
+
+    OWN_FRAME = "/email.html"
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        own = scope["path"] == self.OWN_FRAME
+        ancestors = "frame-ancestors 'self'" if own else "frame-ancestors 'none'"
+
+        async def send_framed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                policy = headers.get("content-security-policy")
+                headers["Content-Security-Policy"] = f"{policy}; {ancestors}" if policy \
+                    else ancestors
+                headers["X-Frame-Options"] = "SAMEORIGIN" if own else "DENY"
+            await send(message)
+
+        await self.app(scope, receive, send_framed)
 
 
 def _collect_if_empty(config: Config, store: Store) -> None:
@@ -152,6 +184,8 @@ def _wanted(request: Request) -> tuple[str | None, date | None]:
 
 
 def _status(e: DigestError) -> int:
+    if isinstance(e, subs.Unmailable):
+        return 409  # a real address, but digest will not mail it: no copy to show
     return 400 if isinstance(e, BadRequest) else 500
 
 

@@ -11,6 +11,14 @@
 - ``GET /view/DAY`` is the web version of the digest sent that day (the footer's
   "view in your browser"), from the frozen copy in the store, with every personal
   field replaced by a neutral one.
+
+It faces the internet, so nothing a client does may hold it: a client too slow to
+send its request is dropped (http_deadlines), connections beyond ``[serve]
+max_connections`` get 503, a subscriber file or database locked by another process
+is waited for at most ``[serve] busy_timeout`` and then answered 503 with
+Retry-After (the sender tries again), unsubscribes take at most a few worker
+threads so pages and /healthz are never starved, and a client that hangs up is
+no error.
 """
 
 from __future__ import annotations
@@ -18,27 +26,30 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
+import math
 import socket
 import string
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import date
 
+import anyio
 import uvicorn
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from digest import pipeline, render, tokens
+from digest import http_deadlines, render, tokens
 from digest import subscribers_admin as admin
 from digest.config import Config
-from digest.errors import DigestError
+from digest.errors import BusyError, DigestError
 from digest.listen import bind_listener
 from digest.message import from_domain
 from digest.models import Personal, Rendered
-from digest.store import Store
+from digest.store import Store, is_busy
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +77,9 @@ _VIEW_HEADERS = {
 }
 # Stands in for the address in "You receive this email because {email} subscribed".
 _SOMEONE = {"en": "a reader", "de": "jemand"}
+# Unsubscribes that may wait on a lock at once: the rest of Starlette's worker
+# threads (40) stay free for pages, so a held lock never starves them.
+WRITERS = 4
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,12 @@ class Site:
     config: Config
     store: Store
     keyring: tokens.Keyring
+    writers: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(WRITERS))
+
+    @property
+    def busy_timeout(self) -> float:
+        return self.config.model.serve.busy_timeout
 
     @property
     def name(self) -> str:
@@ -88,7 +108,8 @@ def create_app(config: Config, *, store: Store | None = None,
                keyring: tokens.Keyring | None = None) -> Starlette:
     """The app. Opens the store and reads the secrets now, so a bad setup fails early."""
     own_store = store is None
-    db = store or pipeline.open_store(config)
+    # A locked database fails a statement after busy_timeout instead of SQLite's 30 s.
+    db = store or Store.open(config.db_path, busy_timeout=config.model.serve.busy_timeout)
     site = Site(config, db, keyring or tokens.keyring(config, db))
 
     @contextlib.asynccontextmanager
@@ -102,22 +123,28 @@ def create_app(config: Config, *, store: Store | None = None,
     async def unsubscribe(request: Request) -> Response:
         token = request.path_params["token"]
         if request.method == "POST":
-            body = await _body(request)
-            return await run_in_threadpool(_unsubscribe, site, token, ONE_CLICK in body)
-        return await run_in_threadpool(_confirm, site, token)
+            try:
+                body = await _body(request)
+            except ClientDisconnect:
+                # Gone before the body was in: nothing happened and nobody reads the answer.
+                log.info("unsubscribe: the client hung up before its request was complete")
+                return Response(status_code=400)
+            return await _writing(site, _unsubscribe, site, token, ONE_CLICK in body)
+        return await _reading(site, _confirm, site, token)
 
     def unsubscribe_help(request: Request) -> Response:
         return _page(site, "Unsubscribe", f"<p>To unsubscribe, use the link at the foot of "
                      f"any {_e(site.name)} email, or write to "
                      f'<a href="mailto:{_e(site.mailto)}">{_e(site.mailto)}</a>.</p>')
 
-    def view(request: Request) -> Response:
-        return _view(site, request.path_params["day"])
+    async def view(request: Request) -> Response:
+        return await _reading(site, _view, site, request.path_params["day"])
 
-    def index(request: Request) -> Response:
-        return _index(site)
+    async def index(request: Request) -> Response:
+        return await _reading(site, _index, site)
 
-    def health(request: Request) -> Response:
+    async def health(request: Request) -> Response:
+        # On the event loop, no worker thread: answers however busy the threads are.
         return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
 
     routes = [
@@ -128,6 +155,44 @@ def create_app(config: Config, *, store: Store | None = None,
         Route("/view/{day}", view),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _reading(site: Site, call: Callable[..., Response], *args: object) -> Response:
+    """``call`` in a worker thread; a locked database is 503, not 500."""
+    return await _busy_is_503(site, lambda: run_in_threadpool(call, *args))
+
+
+async def _writing(site: Site, call: Callable[..., Response], *args: object) -> Response:
+    """``call`` in a worker thread, at most WRITERS at once; waiting longer than
+    busy_timeout for a turn, a file lock or the database is 503."""
+    with anyio.move_on_after(site.busy_timeout) as waited:
+        await site.writers.acquire()
+    if waited.cancelled_caught:
+        return _busy(site, "unsubscribes queued")
+    try:
+        return await _busy_is_503(site, lambda: run_in_threadpool(call, *args))
+    finally:
+        site.writers.release()
+
+
+async def _busy_is_503(site: Site, run: Callable[[], Awaitable[Response]]) -> Response:
+    try:
+        return await run()
+    except BusyError as e:
+        return _busy(site, e.message)
+    except OperationalError as e:
+        if not is_busy(e):
+            raise
+        return _busy(site, f"database locked ({e.orig})")
+
+
+def _busy(site: Site, why: str) -> Response:
+    log.warning("busy, answered 503: %s", why)
+    retry = max(1, math.ceil(site.busy_timeout))
+    response = _page(site, "Busy", "<p>This took too long; please try again in a "
+                     "moment.</p>", status=503)
+    response.headers["Retry-After"] = str(retry)
+    return response
 
 
 async def _body(request: Request) -> bytes:
@@ -184,8 +249,15 @@ def _unsubscribe(site: Site, token: str, one_click: bool) -> Response:
     if email is None:
         return _invalid(site)
     try:
+        # A subscriber file busy past busy_timeout is not an error here: the
+        # suppression is recorded by then (it is what stops the mail) and the file
+        # catches up on the next unsubscribe, send or `subscribers check --fix`.
+        # A busy database is: StoreBusy, answered 503 with Retry-After.
         done = admin.unsubscribe(site.config, site.store, email,
-                                 reason="one-click" if one_click else "web")
+                                 reason="one-click" if one_click else "web",
+                                 timeout=site.busy_timeout)
+    except BusyError:
+        raise
     except DigestError as e:  # an address that no longer validates: still a bad link
         log.warning("unsubscribe: %s", e)
         return _invalid(site)
@@ -284,6 +356,17 @@ def listen(host: str, port: int) -> socket.socket:
                          port_hint="set [serve] port or pass --port")
 
 
+def server(config: Config, app: Starlette | None = None) -> uvicorn.Server:
+    """uvicorn for `digest serve`, with [serve]'s request deadlines and connection cap."""
+    limits = config.model.serve
+    return uvicorn.Server(uvicorn.Config(
+        app or create_app(config), log_level="warning", lifespan="on", proxy_headers=True,
+        http=http_deadlines.protocol(header_timeout=limits.header_timeout,
+                                     body_timeout=limits.body_timeout),
+        # Counts open connections as well as requests: beyond it, a request is a quick 503.
+        limit_concurrency=limits.max_connections))
+
+
 def serve(config: Config, *, host: str, port: int) -> None:
     """Serve until Ctrl-C or SIGTERM."""
     sock = listen(host, port)
@@ -292,12 +375,11 @@ def serve(config: Config, *, host: str, port: int) -> None:
         shown = f"[{host}]" if ":" in host else host
         print(f"serving {config.newsletter.name} on http://{shown}:{port}/ "
               f"(public as {config.newsletter.base_url}; Ctrl-C to stop)", flush=True)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                               proxy_headers=True))
+        running = server(config, app)
         with contextlib.suppress(KeyboardInterrupt):
-            server.run(sockets=[sock])
+            running.run(sockets=[sock])
     finally:
         sock.close()
 
 
-__all__ = ["create_app", "listen", "pick_variant", "serve", "web_version"]
+__all__ = ["create_app", "listen", "pick_variant", "serve", "server", "web_version"]

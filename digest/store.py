@@ -8,6 +8,7 @@ old database is upgraded in place, never recreated.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -279,14 +280,17 @@ class Store:
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
-    def open(cls, path: Path) -> Store:
+    def open(cls, path: Path, *, busy_timeout: float = 30.0) -> Store:
+        """``busy_timeout``: seconds a statement waits for another process's write lock
+        before it fails (see is_busy); `digest serve` answers 503 sooner than 30 s."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"{path}: cannot create the database folder: {e.strerror}") from None
         dbfile.prepare(path)
-        engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": busy_timeout})
+        event.listen(engine, "connect", functools.partial(
+            _sqlite_pragmas, busy_ms=max(1, round(busy_timeout * 1000))))
         store = cls(engine, path)
         try:
             store._migrate(path)
@@ -736,12 +740,21 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_ms: int = 30000) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cur.close()
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` is another process holding the database (SQLITE_BUSY or
+    SQLITE_LOCKED, extended codes too) past the busy timeout: retry later, not a bug."""
+    orig = getattr(error, "orig", error)
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(orig, sqlite3.Error) and code is not None and code & 0xFF in (
+        sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _record_feeds(conn: Connection, outcomes: Sequence[FeedOutcome], now: datetime) -> None:

@@ -126,17 +126,22 @@ def check_timezone(tz: str) -> str:
     return tz
 
 
+class Unmailable(SubscriberError):
+    """The address unsubscribed (file or suppression list): nothing may be mailed to it."""
+
+
 def check_mailable(address: str, roster: Roster,
                    suppression: tuple[str, datetime] | None) -> None:
-    """Raise unless ``address`` may be mailed: suppression and unsubscribes always win."""
+    """Raise Unmailable unless ``address`` may be mailed: suppression and unsubscribes
+    always win."""
     if suppression is not None:
         reason, when = suppression
-        raise SubscriberError(f"{address} unsubscribed on {when:%Y-%m-%d} ({reason}); not sending",
+        raise Unmailable(f"{address} unsubscribed on {when:%Y-%m-%d} ({reason}); not sending",
                               hint=f"only 'digest subscribers resubscribe {address}', "
                                    "with their consent, lifts that")
     person = roster.find(address)
     if person is not None and person.status == "unsubscribed":
-        raise SubscriberError(f"{address} is unsubscribed ({person.source}); not sending")
+        raise Unmailable(f"{address} is unsubscribed ({person.source}); not sending")
 
 
 def display(path: Path) -> str:

@@ -155,9 +155,9 @@ def test_text_subscribers_get_a_single_text_part(cfg: Config, rendered: Rendered
 def test_personal_for(cfg: Config) -> None:
     p = personal_for(cfg, SECRET, SUB, DAY)
     token = p.unsubscribe_url.rsplit("/", 1)[1]
-    assert p.unsubscribe_url == f"http://127.0.0.1:8025/unsubscribe/{token}"
+    assert p.unsubscribe_url == f"http://127.0.0.1:8026/unsubscribe/{token}"
     assert read_token(SECRET, token, cfg.newsletter.list_id) == SUB.email
-    assert p.view_url == "http://127.0.0.1:8025/view/2026-11-27"
+    assert p.view_url == "http://127.0.0.1:8026/view/2026-11-27"
     assert p.unsubscribe_mailto == "unsubscribe@example.org"
     assert personal_for(cfg, SECRET, Subscriber(email="x@example.net"), DAY).name == "there"
     custom = cfg.with_overrides(newsletter={"unsubscribe_mailto": "leave@lists.example.org"})

@@ -102,6 +102,33 @@ def test_other_host_names_are_refused(preview: Running) -> None:
     assert r.status_code == 400
 
 
+def test_no_other_site_may_frame_the_preview(preview: Running) -> None:
+    # The page holds the token that sends test mail: framed, it could be clicked through.
+    for path in ("/", "/email.txt", "/email.eml", "/preview.js"):
+        r = httpx.get(preview.url(path))
+        assert r.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+    refused = httpx.get(preview.url("/"), headers={"Host": "attacker.example"})
+    assert refused.headers["x-frame-options"] == "DENY"
+    # The page frames the email itself: only its own origin may.
+    email = httpx.get(preview.url("/email.html"))
+    assert email.headers["x-frame-options"] == "SAMEORIGIN"
+    policy = email.headers["content-security-policy"]
+    assert "frame-ancestors 'self'" in policy and "script-src 'none'" in policy
+
+
+def test_an_address_digest_will_not_mail_is_409(preview: Running) -> None:
+    # former@ is status = "unsubscribed" in the demo's file (line 37).
+    for path in ("/email.eml", "/email.html", "/email.txt"):
+        r = httpx.get(preview.url(path), params={"subscriber": "former@example.org"})
+        assert r.status_code == 409, path
+        assert r.headers["content-type"].startswith("text/plain")
+        assert r.text.endswith("subscribers.toml:37); not sending\n") and r.text.count("\n") == 1
+        assert r.text.startswith("error: former@example.org is unsubscribed (")
+    page = httpx.get(preview.url("/"), params={"subscriber": "former@example.org"})
+    assert page.status_code == 409 and "former@example.org is unsubscribed" in page.text
+
+
 def test_send_test_needs_the_page_token(preview: Running) -> None:
     r = httpx.post(preview.url("/send-test"), json={"to": "me@example.org"})
     assert r.status_code == 403 and r.json()["ok"] is False

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
 
 from digest import config as configuration
@@ -27,8 +26,7 @@ class Server:
 
     def __init__(self, config: Config, port: int) -> None:
         self.sock = serve.listen("127.0.0.1", port)
-        self.server = uvicorn.Server(uvicorn.Config(serve.create_app(config), log_level="warning",
-                                                    lifespan="on"))
+        self.server = serve.server(config)  # the settings `digest serve` runs with
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True)
 
@@ -51,7 +49,7 @@ def project(tmp_path: Path, feed_server: FeedServer, smtp_server: SmtpServer) ->
     config = make_project(tmp_path, feed_server, smtp_server.port)
     # Unsubscribe links must point at the `digest serve` this test starts.
     config.write_text(config.read_text().replace(
-        'base_url = "http://127.0.0.1:8025"', f'base_url = "http://127.0.0.1:{free_port()}"'))
+        'base_url = "http://127.0.0.1:8026"', f'base_url = "http://127.0.0.1:{free_port()}"'))
     yield config
 
 
