@@ -22,9 +22,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Ctx:
-    def __init__(self, config_path: Path, debug: bool) -> None:
+    def __init__(self, config_path: Path, debug: bool, verbose: int = 0,
+                 log_format: str = "text") -> None:
         self.config_path = config_path
         self.debug = debug
+        self.verbose = verbose
+        self.log_format = log_format
         self._config: configuration.Config | None = None
 
     @property
@@ -35,6 +38,71 @@ class Ctx:
 
             self._config = configuration.load(self.config_path)
         return self._config
+
+    def merge(self, config_path: Path | None, verbose: int, debug: bool,
+              log_format: str | None) -> None:
+        """Options given after the command name win over those before it."""
+        changed = bool(verbose or debug or log_format)
+        if config_path is not None:
+            self.config_path, self._config = config_path, None
+        self.verbose += verbose
+        self.debug = self.debug or debug
+        self.log_format = log_format or self.log_format
+        if changed:
+            runlog.setup(self.verbose, self.debug, self.log_format)
+
+
+def _global_options() -> list[click.Option]:
+    """--config, -v, --debug and --log-format, accepted before or after any command name.
+
+    Made fresh for every command (click keeps per-command state in them). Defaults
+    are None/0 here so that an option given only before the command is not undone.
+    """
+    return [
+        click.Option(["--config", "config_path"], type=click.Path(path_type=Path),
+                     default=None, help="The config file (default: ./config.toml)."),
+        click.Option(["-v", "--verbose"], count=True, help="Say more (info messages)."),
+        click.Option(["--debug"], is_flag=True, help="Show tracebacks and library logs."),
+        click.Option(["--log-format"], type=click.Choice(["text", "json"]), default=None,
+                     help="text or json (one object a line, for log shippers)."),
+    ]
+
+
+_GLOBAL_NAMES = ("config_path", "verbose", "debug", "log_format")
+
+
+class _TakesGlobalOptions(click.Command):
+    """Adds the global options to a command and folds their values into the Ctx,
+    so `digest feeds --config X` means what `digest --config X feeds` does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_global_options())
+
+    def invoke(self, ctx: click.Context) -> Any:
+        given = {name: ctx.params.pop(name) for name in _GLOBAL_NAMES}
+        obj = ctx.find_object(Ctx)
+        if obj is not None:
+            obj.merge(**given)
+        return super().invoke(ctx)
+
+
+class DigestCommand(_TakesGlobalOptions):
+    pass
+
+
+class DigestGroup(_TakesGlobalOptions, click.Group):
+    """A command group (`digest subscribers`) whose commands take the global options."""
+
+    command_class = DigestCommand
+    group_class = type  # groups inside it are DigestGroups too
+
+
+class RootGroup(click.Group):
+    """The `digest` group: it declares the global options itself; its commands add them."""
+
+    command_class = DigestCommand
+    group_class = DigestGroup
 
 
 def user_errors(fn: F) -> F:
@@ -49,13 +117,13 @@ def user_errors(fn: F) -> F:
             if ctx.find_object(Ctx) and ctx.find_object(Ctx).debug:  # type: ignore[union-attr]
                 raise
             for line in str(e).splitlines():
-                click.echo(f"error: {line}", err=True)
+                click.echo(f"error: {report.safe(line)}", err=True)
             ctx.exit(e.exit_code)
 
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               default=Path("config.toml"), show_default=True, help="The config file.")
 @click.option("-v", "--verbose", count=True, help="Say more (info messages).")
@@ -75,7 +143,7 @@ def cli(ctx: click.Context, config_path: Path, verbose: int, debug: bool,
       digest preview            # see the email in your browser
     """
     runlog.setup(verbose, debug, log_format)
-    ctx.obj = Ctx(config_path, debug)
+    ctx.obj = Ctx(config_path, debug, verbose, log_format)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -92,17 +160,31 @@ def collect(obj: Ctx, as_json: bool) -> None:
     Example:
       digest collect
       digest collect --json | jq '.[] | select(.status == "error")'
+
+    \b
+    Exit codes:
+      0  collected (some feeds may have failed: one warning line names them)
+      1  every feed failed, or another problem (one error line says which)
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import pipeline
 
     config = obj.config
     store = pipeline.open_store(config)
-    with report.Progress("collecting", len(config.feeds), enabled=not as_json) as bar:
+    # The table (or the JSON) shows each feed's error: the log line would repeat it.
+    with runlog.without_feed_errors(), report.Progress(
+            "collecting", len(config.feeds), enabled=not as_json) as bar:
         results = pipeline.collect(config, store, now=pipeline.utcnow(), on_result=bar.advance)
     if as_json:
         report.print_json([r.as_json() for r in results])
     else:
         report.feeds_table(results)
+    failed = report.failed_feeds_line(results)
+    if results and all(r.status == "error" for r in results):
+        raise DigestError(f"all {len(results)} feeds failed",
+                          hint="errors above; each feed's history: digest feeds")
+    if failed:
+        click.echo(f"warning: {report.safe(failed)}", err=True)
 
 
 @cli.command()
@@ -118,6 +200,12 @@ def feeds(obj: Ctx, as_json: bool, revive: str | None) -> None:
       digest feeds
       digest feeds --json | jq '.[] | select(.failures > 2)'
       digest feeds --revive https://example.org/feed.xml
+
+    \b
+    Exit codes:
+      0  shown (failing feeds too: the table says which)
+      1  --revive names no configured feed
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import feedhealth, pipeline
 
@@ -148,6 +236,12 @@ def rank(obj: Ctx, as_json: bool, every: bool, explain: bool) -> None:
       digest rank
       digest rank --explain --all
       digest rank --json | jq '.[0].articles'
+
+    \b
+    Exit codes:
+      0  shown (an empty day too: it says what to run)
+      1  a problem one error line names
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import explain as explainer
     from digest import pipeline
@@ -157,6 +251,9 @@ def rank(obj: Ctx, as_json: bool, every: bool, explain: bool) -> None:
     ranked = pipeline.rank_day(config, store, now=pipeline.utcnow())
     if as_json:
         report.print_json(report.rank_json(ranked, every=every))
+    elif not ranked.stories:
+        click.echo(explainer.nothing_to_rank(store.count_articles(),
+                                             config.selection.max_age_hours))
     else:
         explainer.show(ranked, every=every, explain=explain)
 
@@ -170,20 +267,24 @@ def rank(obj: Ctx, as_json: bool, every: bool, explain: bool) -> None:
 def render(obj: Ctx, out_dir: Path, email: str | None) -> None:
     """Write today's digest as files: MJML source, HTML, text and the .eml.
 
+    Without --subscriber: the whole edition (every section) for a neutral "Reader";
+    with it: that subscriber's own copy, as it would be sent.
+
     \b
     Example:
+      digest render --out out/
       digest render --out out/ --subscriber ada@example.org
-    """
-    from digest import pipeline
-    from digest.files import write_copy
 
-    config = obj.config
-    store = pipeline.open_store(config)
-    copy = pipeline.copy_for(config, store, now=pipeline.utcnow(), email=email)
-    if copy is None:
-        raise DigestError("nothing to render: no stories for today",
-                          hint="run 'digest collect' first")
-    for path in write_copy(copy, out_dir):
+    \b
+    Exit codes:
+      0  the files are written
+      1  nothing to render, a template error (even once today's edition is frozen),
+         or an unknown subscriber
+      2  config.toml or the database cannot be used, or a bad option
+    """
+    from digest.runner import render_today
+
+    for path in render_today(obj.config, out_dir, email):
         click.echo(path)
 
 
@@ -199,6 +300,12 @@ def preview(obj: Ctx, host: str | None, port: int | None, no_open: bool) -> None
     \b
     Example:
       digest preview --port 8030 --no-open
+
+    \b
+    Exit codes:
+      0  stopped with Ctrl-C
+      1  the port is taken, or another problem one error line names
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest.preview import serve
 
@@ -225,6 +332,13 @@ def send(obj: Ctx, to: str | None, dry_run: bool, test: bool, subscriber: str | 
       digest send --dry-run
       digest send --to ada@example.org
       digest send --test --to me@example.org --subscriber ada@example.org
+
+    \b
+    Exit codes:
+      0  sent, or nothing new to send
+      1  a recipient failed permanently, a template error, the SMTP
+         server unreachable or refusing us, or --to names an unsubscribed address
+      2  config.toml or the database cannot be used, or a bad option
     """
     if test or subscriber:
         from digest.preview_send import send_test_command
@@ -247,6 +361,13 @@ def run(obj: Ctx, once: bool) -> None:
     Example:
       digest run            # daemon: fires at [schedule] time in its time zone
       digest run --once     # one full cycle now
+
+    \b
+    Exit codes:
+      0  --once: the cycle ran; the daemon: stopped by SIGTERM or Ctrl-C
+      1  a recipient failed permanently, a template error, the SMTP server
+         unreachable, or another daemon already runs on this database
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest.runner import run_now
     from digest.schedule import run_daemon
@@ -268,6 +389,11 @@ def schedule(obj: Ctx, as_json: bool) -> None:
     Example:
       digest schedule
       digest schedule --json | jq '.[].next_run_utc'
+
+    \b
+    Exit codes:
+      0  shown
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import status
 
@@ -291,6 +417,11 @@ def status_cmd(obj: Ctx, as_json: bool, day: Any, limit: int) -> None:
     Example:
       digest status
       digest status --day 2026-11-27 --json
+
+    \b
+    Exit codes:
+      0  shown (nothing yet too: it says what to run)
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import status
 
@@ -322,6 +453,12 @@ def catch(folder: Path, host: str, port: int) -> None:
     Example:
       digest catch --dir var/caught --port 2525
       # config.toml: [smtp] host = "127.0.0.1", port = 2525, security = "none"
+
+    \b
+    Exit codes:
+      0  stopped with Ctrl-C
+      1  the port is taken
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest.catch import run_catcher
 
@@ -338,6 +475,12 @@ def check(obj: Ctx) -> None:
     \b
     Example:
       SMTP_PASSWORD=... digest check
+
+    \b
+    Exit codes:
+      0  connected, and logged in when a username is set
+      1  cannot connect, no TLS, or the login was refused
+      2  config.toml or the database cannot be used, or a bad option
     """
     import asyncio
 
@@ -358,6 +501,12 @@ def demo(obj: Ctx, out_dir: Path) -> None:
     \b
     Example:
       digest demo          # what `make demo` runs
+
+    \b
+    Exit codes:
+      0  the demo day was delivered to its catcher
+      1  a problem one error line names
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest.demo import run_demo
 
@@ -381,6 +530,11 @@ def subscribers_list(obj: Ctx, status: str | None, topic: str | None, as_json: b
     \b
     Example:
       digest subscribers list --status active --json
+
+    \b
+    Exit codes:
+      0  listed (none too: it says what to run)
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import subscribers_commands as cmd
 
@@ -388,7 +542,7 @@ def subscribers_list(obj: Ctx, status: str | None, topic: str | None, as_json: b
     if as_json:
         report.print_json([report.subscriber_json(p) for p in people])
     else:
-        report.subscribers_table(people)
+        report.subscribers_table(people, filtered=bool(status or topic))
 
 
 @subscribers.command("add")
@@ -408,6 +562,12 @@ def subscribers_add(obj: Ctx, email: str, name: str, topics: str, timezone: str 
     \b
     Example:
       digest subscribers add lin@example.org --name "Lin" --topics tech,science
+
+    \b
+    Exit codes:
+      0  added
+      1  a bad address, time zone or topic, or already subscribed
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import subscribers_commands as cmd
 
@@ -425,6 +585,12 @@ def subscribers_remove(obj: Ctx, email: str) -> None:
     \b
     Example:
       digest subscribers remove lin@example.org
+
+    \b
+    Exit codes:
+      0  removed
+      1  the address is in no subscriber file
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import subscribers_commands as cmd
 
@@ -444,7 +610,14 @@ def subscribers_check(obj: Ctx, fix: bool) -> None:
 
     \b
     Example:
+      digest subscribers check
       digest subscribers check --fix
+
+    \b
+    Exit codes:
+      0  no problems (notes may be printed; with --fix: all drift repaired)
+      1  at least one problem
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import subscribers_commands as cmd
 
@@ -461,6 +634,12 @@ def subscribers_pause(obj: Ctx, email: str) -> None:
     \b
     Example:
       digest subscribers pause lin@example.org
+
+    \b
+    Exit codes:
+      0  paused
+      1  the address is in no subscriber file
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import subscribers_commands as cmd
 
@@ -477,6 +656,12 @@ def subscribers_resume(obj: Ctx, email: str) -> None:
     \b
     Example:
       digest subscribers resume lin@example.org
+
+    \b
+    Exit codes:
+      0  active again
+      1  the address is in no subscriber file, or it unsubscribed
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import subscribers_commands as cmd
 
@@ -493,6 +678,12 @@ def subscribers_unsubscribe(obj: Ctx, email: str) -> None:
     \b
     Example:
       digest subscribers unsubscribe lin@example.org
+
+    \b
+    Exit codes:
+      0  unsubscribed (or was already)
+      1  not an e-mail address
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import subscribers_commands as cmd
 
@@ -509,6 +700,12 @@ def subscribers_resubscribe(obj: Ctx, email: str) -> None:
     \b
     Example:
       digest subscribers resubscribe lin@example.org
+
+    \b
+    Exit codes:
+      0  the suppression is lifted (or there was none)
+      1  not an e-mail address
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import subscribers_commands as cmd
 
@@ -528,6 +725,12 @@ def subscribers_import(obj: Ctx, source: Path, dry_run: bool, list_name: str | N
     Example:
       digest subscribers import people.csv --dry-run
       digest subscribers import people.csv --list newsletter
+
+    \b
+    Exit codes:
+      0  imported (or, with --dry-run, checked)
+      1  a row has a problem (listed)
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import subscribers_commands as cmd
 
@@ -547,6 +750,11 @@ def subscribers_export(obj: Ctx, fmt: str, out: Path | None) -> None:
     \b
     Example:
       digest subscribers export --format json > subscribers.json
+
+    \b
+    Exit codes:
+      0  exported
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest import subscribers_commands as cmd
 
@@ -566,6 +774,12 @@ def serve(obj: Ctx, host: str | None, port: int | None) -> None:
     \b
     Example:
       DIGEST_SECRET=... digest serve --port 8026
+
+    \b
+    Exit codes:
+      0  stopped with Ctrl-C
+      1  the port is taken, or no signing secret can be had
+      2  config.toml or the database cannot be used, or a bad option
     """
     from digest.serve import serve as run_server
 

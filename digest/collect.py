@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+from digest import runlog
 from digest.errors import FeedError
 from digest.feedparse import parse_feed
 from digest.fetch import USER_AGENT, Fetched, Fetcher, FetchError, Limits, size_text
@@ -215,7 +216,9 @@ async def _collect_one(feed: Feed, run: _Run) -> FeedResult:
         wait = e.retry_after if isinstance(e, FetchError) else None
         await run.saver.save(FeedOutcome(feed.url, feed.name, "error", error=e.message,
                                          dead=gone, retry_after=wait))
-        log.warning("%s: %s", feed.name, e.message)
+        # Marked so that a command showing every feed's result itself (collect's table)
+        # can leave this line out: each error is printed once.
+        log.warning("%s: %s", feed.name, e.message, extra={runlog.FEED_ERROR: True})
         return FeedResult(feed=feed.name, url=feed.url, status="error", error=e.message,
                           moved_to=state.moved_to)
     new = await run.saver.save(FeedOutcome(

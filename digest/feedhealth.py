@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from digest.config import Config
 from digest.errors import DigestError
@@ -84,11 +84,17 @@ _STYLE = {"ok": "green", "not_modified": "cyan", "failing": "red", "gone": "red 
 
 
 def print_table(rows: Sequence[FeedHealth], console: Console | None = None) -> None:
+    from digest.report import Column, table
+
     console = console or Console()
-    table = Table(title="Feeds")
-    for col in ("feed", "state", "items", "last success", "failures", "last error"):
-        table.add_column(col, justify="right" if col in ("items", "failures") else "left",
-                         overflow="fold")
+    if not rows:
+        console.print("no feeds configured: add a [[feeds]] table with a url to config.toml",
+                      markup=False)
+        return
+    if all(r.state == "never" for r in rows):
+        console.print("no feeds checked yet: run `digest collect`")
+        return
+    out = []
     for r in rows:
         error = r.last_error or ""
         if r.moved_to:
@@ -96,11 +102,14 @@ def print_table(rows: Sequence[FeedHealth], console: Console | None = None) -> N
                 f"; {error}" if error else "")
         if r.state == "waiting" and r.retry_after:
             error = f"asked to wait until {r.retry_after:%Y-%m-%d %H:%M} UTC; {error}"
-        table.add_row(r.name, f"[{_STYLE.get(r.state, '')}]{r.state}[/]",
-                      "" if r.items is None else str(r.items),
-                      f"{r.last_success:%Y-%m-%d %H:%M}" if r.last_success else "never",
-                      str(r.failures) if r.failures else "", error)
-    console.print(table)
+        out.append((r.name, Text(r.state, style=_STYLE.get(r.state, "")),
+                    "" if r.items is None else str(r.items),
+                    f"{r.last_success:%Y-%m-%d %H:%M}" if r.last_success else "never",
+                    str(r.failures) if r.failures else "", error))
+    columns = [Column("feed"), Column("state"), Column("items", right=True, drop=2),
+               Column("last success", drop=1), Column("failures", right=True, drop=3),
+               Column("last error")]
+    console.print(table("Feeds", columns, out, width=console.width))
     bad = sum(r.state in ("failing", "gone") for r in rows)
     moved = sum(r.moved_to is not None for r in rows)
     console.print(f"{len(rows)} feeds: {len(rows) - bad} healthy, {bad} failing or gone"

@@ -48,6 +48,7 @@ class Digest:
     stories: tuple[Story, ...] = ()  # what it carries (empty when loaded from the store)
     article_ids: tuple[int, ...] = ()
     frozen: bool = False  # loaded from the store: an earlier run already fixed it
+    frozen_at: datetime | None = None  # when that run fixed it
     group: str = ""  # time-zone group this edition is for; "" is the newsletter's own
     carried: dict[str, tuple[int, ...]] = field(default_factory=dict)  # variant -> article ids
     quiet: frozenset[str] = frozenset()  # variants with nothing new for their readers
@@ -69,6 +70,7 @@ class RunReport:
     variants: int = 0
     send: SendReport = field(default_factory=SendReport)
     nothing_new: bool = False
+    frozen_at: datetime | None = None  # the edition sent was frozen by an earlier run
 
 
 def utcnow() -> datetime:
@@ -197,7 +199,9 @@ def prepare(config: Config, store: Store, *, now: datetime,
     stored = {key: replace(r, variant=key) for r in store.load_digest(day)
               for g, key in [_split_name(r.variant)] if g == group}
     if stored:
-        return Digest(day=day, variants=stored, frozen=True, group=group)
+        when, ids = store.digest_frozen(day) or (None, ())
+        return Digest(day=day, variants=stored, frozen=True, group=group, frozen_at=when,
+                      article_ids=ids)
     digest = build_digest(config, store, now=now, subscribers=subscribers, group=group)
     if not digest.empty:
         named = [replace(r, variant=_stored_name(group, key)) for key, r in digest.variants.items()]
@@ -314,7 +318,7 @@ def _cycle(config: Config, store: Store, *, now: datetime, password: str | None,
     report = send_digest(config, store, digest, people, now=now, password=password,
                          on_progress=on_progress)
     return RunReport(day=digest.day, feeds=tuple(feeds), stories=len(digest.article_ids),
-                     variants=len(digest.variants), send=report)
+                     variants=len(digest.variants), send=report, frozen_at=digest.frozen_at)
 
 
 @dataclass(frozen=True)
@@ -334,23 +338,44 @@ class Copy:
         return email.message_from_bytes(self.eml, policy=email.policy.default)
 
 
+READER = Subscriber(email="reader@example.org", name="Reader")  # no real person
+
+
+def frozen_notice(config: Config, store: Store, *, now: datetime) -> str | None:
+    """The line render, preview and run --once print once today's edition is frozen:
+    from then on the templates no longer change what goes out today."""
+    frozen = store.digest_frozen(today(config, now))
+    return None if frozen is None else frozen_line(config, frozen[0])
+
+
+def frozen_line(config: Config, at: datetime) -> str:
+    return (f"today's edition was frozen at {at.astimezone(config.tz):%H:%M:%S} "
+            f"when sending began; template changes apply from tomorrow")
+
+
 def copy_for(config: Config, store: Store, *, now: datetime, email: str | None = None,
-             day: date | None = None) -> Copy | None:
+             day: date | None = None, edition: bool = False) -> Copy | None:
     """What one subscriber would get (the first active one by default), without
-    freezing or sending anything. None when there is nothing to send."""
+    freezing or sending anything. None when there is nothing to send.
+
+    ``edition`` without ``email``: the whole general edition (every section) for a
+    neutral "Reader", whose unsubscribe link is nobody's (`digest render`)."""
     from digest import rank as ranker
     from digest import render
     from digest.message import message_bytes, personal_for
 
     roster = load_roster(config)
-    people = recipients(config, store, roster, to=email) if email else list(roster.active())
-    person = people[0] if people else Subscriber(email="reader@example.org", name="Reader")
+    people = recipients(config, store, roster, to=email) if email else \
+        [] if edition else list(roster.active())
+    person = people[0] if people else READER
     day = day or today(config, now)
     stored = store.load_digest(day)
     if stored:
         digest = Digest(day=day, variants={r.variant: r for r in stored}, frozen=True)
     else:
-        digest = build_digest(config, store, now=now, subscribers=[person])
+        # The neutral reader has read nothing: nothing is left out of its edition.
+        digest = build_digest(config, store, now=now,
+                              subscribers=[] if person is READER else [person])
     if digest.empty:
         return None
     rendered = digest.variant_for(ranker.variant_key(person))

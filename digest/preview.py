@@ -327,6 +327,16 @@ def url_for(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+def _say_if_frozen(config: Config) -> None:
+    store = pipeline.open_store(config)
+    try:
+        notice = pipeline.frozen_notice(config, store, now=pipeline.utcnow())
+    finally:
+        store.close()
+    if notice:
+        print(notice, flush=True)
+
+
 def serve(config: Config, *, host: str, port: int, open_browser: bool) -> None:
     """Serve the preview until Ctrl-C. Raises DigestError if the port is taken."""
     sock = bind_listener(host, port)
@@ -334,6 +344,7 @@ def serve(config: Config, *, host: str, port: int, open_browser: bool) -> None:
         server = Server(create_app(config, host=host), host=host, port=port)
         url = url_for(host, port)
         print(f"previewing {config.newsletter.name} at {url} (Ctrl-C to stop)", flush=True)
+        _say_if_frozen(config)
         if host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("listening on %s: the preview is reachable from other machines", host)
         if open_browser:

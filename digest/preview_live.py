@@ -23,7 +23,7 @@ from typing import Any
 from watchfiles import awatch
 
 from digest import config as configuration
-from digest import pipeline
+from digest import pipeline, render
 from digest import preview_checks as checks
 from digest import rank as ranker
 from digest.config import Config
@@ -50,6 +50,7 @@ class View:
     days: tuple[date, ...]  # digests frozen in the store, newest first
     copy: pipeline.Copy | None
     report: checks.Report | None
+    frozen_note: str | None = None  # today's edition is frozen: since when, what it means
 
     @property
     def frozen(self) -> bool:
@@ -189,6 +190,10 @@ class Live:
             raise BadRequest(f"no digest stored for {day.isoformat()}",
                               hint="pick a day from the list")
         day = day or today
+        if day in days:
+            # A frozen day shows the stored HTML, not the templates: check them anyway,
+            # so an error in them is on the page now, not at the next send.
+            render.check_templates(config)
         copy = pipeline.copy_for(config, store, now=now, email=email, day=day)
         report = None
         if copy is not None:
@@ -197,7 +202,8 @@ class Live:
                 ranker.variant_key(copy.subscriber))
             report = checks.run(copy, config, selection=selection,
                                 roster_problems=roster.problems)
-        view = View(day=day, today=today, people=people, days=days, copy=copy, report=report)
+        view = View(day=day, today=today, people=people, days=days, copy=copy, report=report,
+                    frozen_note=pipeline.frozen_notice(config, store, now=now))
         with self._lock:
             self._cache[key] = view
         return view

@@ -88,6 +88,7 @@ def render_page(live: Live, request: Request, view: View | None, *,
         "widths": WIDTHS, "width": width, "tabs": TABS, "tab": tab, "dark": dark,
         "frozen": bool(view and copy and view.frozen),
         "is_today": bool(view and view.day == view.today),
+        "frozen_note": view.frozen_note if view and view.day == view.today else None,
         "state": {"version": live.version, "token": live.token, "subscriber": wanted or "",
                   "day": view.day.isoformat() if view and view.day != view.today else ""},
     }

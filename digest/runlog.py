@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 RUN_ID: ContextVar[str] = ContextVar("digest_run_id", default="-")
+FEED_ERROR = "digest_feed_error"  # set on a feed's failure line (see without_feed_errors)
 
 NOISY = ("aiohttp", "httpx", "httpcore", "mail.log", "aiosmtpd", "apscheduler", "asyncio",
          "uvicorn.error", "watchfiles")
@@ -32,6 +33,24 @@ def run_context(run_id: str) -> Iterator[str]:
         yield run_id
     finally:
         RUN_ID.reset(token)
+
+
+def _not_a_feed_error(record: logging.LogRecord) -> bool:
+    return not getattr(record, FEED_ERROR, False)
+
+
+@contextmanager
+def without_feed_errors() -> Iterator[None]:
+    """Leave out the collector's per-feed failure lines: the caller prints each
+    feed's result itself (collect's table), and an error is printed once."""
+    handlers = list(logging.getLogger().handlers)
+    for h in handlers:
+        h.addFilter(_not_a_feed_error)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(_not_a_feed_error)
 
 
 class _RunIdFilter(logging.Filter):
@@ -56,13 +75,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+def _safe(text: str) -> str:
+    from digest.report import safe
+
+    return safe(text)
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         run_id = getattr(record, "run_id", "-")
         prefix = f"{record.levelname.lower()}: "
         if run_id != "-":
             prefix += f"[{run_id}] "
-        text = prefix + record.getMessage()
+        # Messages carry outside text (feed titles, server replies): escaped, see report.safe.
+        text = prefix + _safe(record.getMessage())
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

@@ -4,6 +4,7 @@ summary line at the end. (pipeline.py does the work; this adds the telling.)"""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import click
 
@@ -48,7 +49,7 @@ def send_today(config: Config, *, to: str | None, dry_run: bool) -> None:
         store.finish_run(run_id, status="ok", selected=len(digest.article_ids), sent=result.sent,
                          deferred=result.deferred, failed=result.failed)
         for email, reply in result.failures:
-            click.echo(f"failed: {email}: {reply}", err=True)
+            click.echo(f"failed: {email}: {report.safe(reply)}", err=True)
         click.echo(report.send_summary(result))
         if result.failed:
             raise click.exceptions.Exit(1)
@@ -71,6 +72,28 @@ def _dry_run(config: Config, store: pipeline.Store, people: list[pipeline.Subscr
                f"({len(people) - len(todo)} already done today); nothing sent")
 
 
+def render_today(config: Config, out_dir: Path, email: str | None) -> list[Path]:
+    """`digest render`: today's edition (or one subscriber's copy) as files."""
+    from digest.files import write_copy
+
+    now = pipeline.utcnow()
+    store = pipeline.open_store(config)
+    try:
+        notice = pipeline.frozen_notice(config, store, now=now)
+        if notice:
+            click.echo(notice, err=True)
+            # The frozen edition does not use the templates: check them anyway, so an
+            # error in them shows today, not at tomorrow's send.
+            render.check_templates(config)
+        copy = pipeline.copy_for(config, store, now=now, email=email, edition=email is None)
+    finally:
+        store.close()
+    if copy is None:
+        raise DigestError("nothing to render: no stories for today",
+                          hint="run 'digest collect' first")
+    return write_copy(copy, out_dir)
+
+
 def run_now(config: Config) -> RunReport:
     """`digest run --once`: one full cycle with progress and a summary."""
     password = sender.smtp_password(config)
@@ -78,13 +101,18 @@ def run_now(config: Config) -> RunReport:
     with feeds_bar:
         result = pipeline.run_once(config, password=password, on_feed=feeds_bar.advance)
     click.echo(report.collect_summary(result.feeds))
+    failed = report.failed_feeds_line(result.feeds)
+    if failed:
+        click.echo(f"warning: {report.safe(failed)}", err=True)
+    if result.frozen_at is not None:
+        click.echo(pipeline.frozen_line(config, result.frozen_at))
     if result.nothing_new:
         click.echo("nothing new since the last digest: no email sent")
         return result
     click.echo(f"digest for {result.day.isoformat()}: {result.stories} articles "
                f"in {result.variants} variants (compiled once each)")
     for email, reply in result.send.failures:
-        click.echo(f"failed: {email}: {reply}", err=True)
+        click.echo(f"failed: {email}: {report.safe(reply)}", err=True)
     click.echo(report.send_summary(result.send))
     if result.send.failed:
         raise DigestError(f"{result.send.failed} recipients failed permanently (see above)")

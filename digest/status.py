@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import click
-from rich.table import Table
 
 from digest import pipeline, report
 from digest.config import Config
@@ -21,13 +20,13 @@ def schedule_rows(config: Config, now: datetime | None = None) -> list[dict[str,
 
 def print_schedule(config: Config) -> None:
     rows = schedule_rows(config)
-    table = Table(title=f"Schedule: {config.schedule.time} on {', '.join(config.schedule.days)}")
-    for col in ("group", "subscribers", "next run (local)", "next run (UTC)"):
-        table.add_column(col, justify="right" if col == "subscribers" else "left")
-    for r in rows:
-        table.add_row(r["group"] + (" (default)" if r["default"] else ""), str(r["subscribers"]),
-                      _short(r["next_run_local"]), _short(r["next_run_utc"]))
-    report.console.print(table)
+    columns = [report.Column("group"), report.Column("subscribers", right=True),
+               report.Column("next run (local)", whole=True),
+               report.Column("next run (UTC)", whole=True, drop=1)]
+    report.console.print(report.table(
+        f"Schedule: {config.schedule.time} on {', '.join(config.schedule.days)}", columns,
+        [(r["group"] + (" (default)" if r["default"] else ""), str(r["subscribers"]),
+          _short(r["next_run_local"]), _short(r["next_run_utc"])) for r in rows]))
     report.console.print(f"{len(rows)} groups; misfire grace "
                          f"{config.schedule.misfire_grace_minutes} min")
 
@@ -42,13 +41,13 @@ def warn_subscriber_files(config: Config) -> None:
     try:
         roster = subs.load(config.subscribers_dir, keep=copies_for(config.db_path))
     except DigestError as e:
-        click.echo(f"warning: {e}", err=True)
+        click.echo(f"warning: {report.safe(str(e))}", err=True)
         return
     for b in roster.broken:
         line = b.message() if b.fallback else (
             f"{b.where}: {b.reason}; no good version of this file was ever read: the next "
             "send sends nothing to anyone — fix the file")
-        click.echo(f"warning: {line}", err=True)
+        click.echo(f"warning: {report.safe(line)}", err=True)
 
 
 def _short(iso: str | None) -> str:
@@ -73,17 +72,18 @@ def run_rows(config: Config, limit: int) -> list[dict[str, Any]]:
 
 
 def print_runs(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="Recent runs (times in UTC)")
+    if not rows:
+        report.console.print("no runs yet: run `digest run --once`, or start the daemon with "
+                             "`digest run`")
+        return
     cols = ("started", "finished", "group", "kind", "status", "collected", "selected", "sent",
             "deferred", "failed", "note")
-    for col in cols:
-        table.add_column(col, overflow="fold",
-                         justify="right" if col in cols[5:10] else "left")
-    for r in rows:
-        table.add_row(*[_cell(c, r[c]) for c in cols])
-    report.console.print(table)
-    if not rows:
-        report.console.print("no runs yet (digest run --once, or start the daemon)")
+    # Narrow terminals lose the columns an operator reads least (in this order).
+    drop = {"finished": 5, "kind": 4, "deferred": 3, "collected": 2, "group": 1}
+    columns = [report.Column(c, whole=c == "started", drop=drop.get(c, 0),
+                             right=c in cols[5:10]) for c in cols]
+    report.console.print(report.table("Recent runs (times in UTC)", columns,
+                                      [[_cell(c, r[c]) for c in cols] for r in rows]))
 
 
 def _cell(col: str, value: Any) -> str:
@@ -106,13 +106,16 @@ def journal_rows(config: Config, day: date) -> list[dict[str, Any]]:
 
 
 def print_journal(day: date, rows: list[dict[str, Any]]) -> None:
-    table = Table(title=f"Delivery journal for {day.isoformat()}")
-    for col in ("email", "status", "attempts", "message id", "last error"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(r["email"], r["status"], str(r["attempts"]), r["message_id"] or "",
-                      r["last_error"] or "")
-    report.console.print(table)
+    if not rows:
+        report.console.print(f"nobody journaled for {day.isoformat()}: `digest status` lists "
+                             f"the runs, `digest send` mails today's digest")
+        return
+    columns = [report.Column("email", whole=True), report.Column("status"),
+               report.Column("attempts", right=True, drop=1),
+               report.Column("message id", drop=2), report.Column("last error")]
+    report.console.print(report.table(
+        f"Delivery journal for {day.isoformat()}", columns,
+        [(r["email"], r["status"], str(r["attempts"]), r["message_id"] or "",
+          r["last_error"] or "") for r in rows]))
     counts = Counter(r["status"] for r in rows)
-    report.console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                         or "nobody journaled for that day")
+    report.console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))

@@ -557,6 +557,19 @@ class Store:
         return [Rendered(variant=r["variant"], subject=r["subject"], preheader=r["preheader"],
                          mjml=r["mjml"], html=r["html"], text=r["text"]) for r in rows]
 
+    def digest_frozen(self, day: date) -> tuple[datetime, tuple[int, ...]] | None:
+        """When the day's digest was frozen (its first variant saved) and the ids of
+        the articles it carries (every group's); None while it is not frozen."""
+        with self.begin() as conn:
+            when = conn.execute(select(func.min(digests.c.created))
+                                .where(digests.c.day == day.isoformat())).scalar()
+            if when is None:
+                return None
+            ids = conn.execute(select(digest_articles.c.article_id)
+                               .where(digest_articles.c.day == day.isoformat())
+                               .order_by(digest_articles.c.article_id)).scalars().all()
+        return when, tuple(int(i) for i in ids)
+
     def digest_days(self) -> list[date]:
         q = select(digests.c.day).distinct().order_by(digests.c.day.desc())
         with self.begin() as conn:
