@@ -161,8 +161,8 @@ def parsing_alone(names: list[str]) -> float:
     """Wall time of the parse step by itself: every document already in memory,
     handed to the collector's worker processes, nothing fetched or stored. A cold
     collect cannot beat this, so baseline / this is the ratio's ceiling here."""
+    from digest.collect.pool import ParsePool
     from digest.models import Feed
-    from digest.parsepool import ParsePool
 
     docs = [(n, (CORPUS / n).read_bytes()) for n in names]
     now = datetime.now(UTC)
@@ -184,9 +184,9 @@ def parsing_alone(names: list[str]) -> float:
 
 
 def ours(urls: list[str], db: Path) -> tuple[float, float, int, int, float]:
-    from digest.collect import collect
+    from digest.collect.collector import collect
     from digest.models import Feed
-    from digest.store import Store
+    from digest.store.facade import Store
 
     feeds = [Feed(url=u, name=u.rsplit("/", 1)[-1]) for u in urls]
     store = Store.open(db)
@@ -222,7 +222,7 @@ def main() -> None:
         port = port_q.get(timeout=30)
         urls = [f"http://127.0.0.1:{port}/{n}" for n in names]
         # Warm-up imports (lxml, nh3, feedparser, SQLAlchemy) outside the timings.
-        import digest.collect  # noqa: F401
+        import digest.collect.collector  # noqa: F401
 
         runs = []
         for i in range(max(1, args.rounds)):
@@ -250,7 +250,7 @@ def main() -> None:
           f"process and its parse workers): {', '.join(f'{r[4]:.2f}' for r in runs)} s")
     print(f"warm collect (all 304, best of {len(runs)}): {warm_s:.3f} s   "
           f"[target < {TARGET_WARM} s]")
-    from digest.parsepool import default_workers
+    from digest.collect.pool import default_workers
 
     print(f"peak memory of a cold collect (PSS of this process and its {default_workers()} "
           f"parse workers): {peak_mb:.0f} MB   [target < {TARGET_MB} MB]")

@@ -2,7 +2,7 @@
 
 Every message built and serialised by the email package, headers set from
 strings. digest itself never does this (headers set from strings are decoded as
-RFC 2047 encoded words: see digest.headers); the benchmarks' readers are
+RFC 2047 encoded words: see digest.mail.headers); the benchmarks' readers are
 synthetic, so it is safe here, and it is the work a simple mailer would do.
 """
 
@@ -15,9 +15,9 @@ from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 
 from digest.config import Config
-from digest.message import message_id
+from digest.mail.message import message_id
 from digest.models import Personal, Rendered, Subscriber
-from digest.render import personalise
+from digest.render.variant import personalise
 
 
 def naive_message(config: Config, rendered: Rendered, subscriber: Subscriber,

@@ -37,8 +37,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from digest import cluster, embed, rank, textsig  # noqa: E402
 from digest import config as config_mod  # noqa: E402
+from digest.rank import cluster, embed  # noqa: E402
+from digest.rank import select as rank  # noqa: E402
+from digest.rank import signatures as textsig  # noqa: E402
 from tests.clusterset import pairwise, synthetic_day  # noqa: E402
 
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)

@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from bench.naive import naive_message  # noqa: E402
 from digest import config as config_mod  # noqa: E402
 from digest import pipeline  # noqa: E402
-from digest.message import personal_for, prepare  # noqa: E402
+from digest.mail.message import personal_for, prepare  # noqa: E402
 from digest.models import Rendered, Subscriber  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "feeds"

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from digest import __version__, report, runlog
+from digest import __version__, runlog
+from digest import console as report
 from digest.errors import DigestError
 
 if TYPE_CHECKING:
@@ -207,7 +208,8 @@ def feeds(obj: Ctx, as_json: bool, revive: str | None) -> None:
       1  --revive names no configured feed
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import feedhealth, pipeline
+    from digest import pipeline
+    from digest.collect import health as feedhealth
 
     config = obj.config
     store = pipeline.open_store(config)
@@ -243,8 +245,8 @@ def rank(obj: Ctx, as_json: bool, every: bool, explain: bool) -> None:
       1  a problem one error line names
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import explain as explainer
     from digest import pipeline
+    from digest.rank import explain as explainer
 
     config = obj.config
     store = pipeline.open_store(config)
@@ -282,7 +284,7 @@ def render(obj: Ctx, out_dir: Path, email: str | None) -> None:
          or an unknown subscriber
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest.runner import render_today
+    from digest.ops.runner import render_today
 
     for path in render_today(obj.config, out_dir, email):
         click.echo(path)
@@ -307,7 +309,7 @@ def preview(obj: Ctx, host: str | None, port: int | None, no_open: bool) -> None
       1  the port is taken, or another problem one error line names
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest.preview import serve
+    from digest.web.preview import serve
 
     config = obj.config
     serve(config, host=host or config.model.preview.host, port=port or config.model.preview.port,
@@ -341,11 +343,11 @@ def send(obj: Ctx, to: str | None, dry_run: bool, test: bool, subscriber: str | 
       2  config.toml or the database cannot be used, or a bad option
     """
     if test or subscriber:
-        from digest.preview_send import send_test_command
+        from digest.web.send_test import send_test_command
 
         send_test_command(obj.config, to=to, subscriber=subscriber, test=test, dry_run=dry_run)
         return
-    from digest.runner import send_today
+    from digest.ops.runner import send_today
 
     send_today(obj.config, to=to, dry_run=dry_run)
 
@@ -369,8 +371,8 @@ def run(obj: Ctx, once: bool) -> None:
          unreachable, or another daemon already runs on this database
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest.runner import run_now
-    from digest.schedule import run_daemon
+    from digest.ops.runner import run_now
+    from digest.ops.schedule import run_daemon
 
     if once:
         run_now(obj.config)
@@ -395,7 +397,7 @@ def schedule(obj: Ctx, as_json: bool) -> None:
       0  shown
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import status
+    from digest.ops import status
 
     if as_json:
         report.print_json(status.schedule_rows(obj.config))
@@ -423,7 +425,7 @@ def status_cmd(obj: Ctx, as_json: bool, day: Any, limit: int) -> None:
       0  shown (nothing yet too: it says what to run)
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import status
+    from digest.ops import status
 
     if day is not None:
         rows = status.journal_rows(obj.config, day.date())
@@ -460,7 +462,7 @@ def catch(folder: Path, host: str, port: int) -> None:
       1  the port is taken
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest.catch import run_catcher
+    from digest.send.catch import run_catcher
 
     click.echo(f"catching mail on {host}:{port}, saving to {folder}/ (Ctrl-C to stop)")
     run_catcher(folder, host, port, on_message=lambda p: click.echo(f"received {p}"))
@@ -484,7 +486,7 @@ def check(obj: Ctx) -> None:
     """
     import asyncio
 
-    from digest import send as sender
+    from digest.send import deliver as sender
 
     config = obj.config
     click.echo(asyncio.run(sender.check(config, sender.smtp_password(config))))
@@ -508,7 +510,7 @@ def demo(obj: Ctx, out_dir: Path) -> None:
       1  a problem one error line names
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest.demo import run_demo
+    from digest.ops.demo import run_demo
 
     run_demo(obj.config, out_dir)
 
@@ -536,7 +538,7 @@ def subscribers_list(obj: Ctx, status: str | None, topic: str | None, as_json: b
       0  listed (none too: it says what to run)
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import subscribers_commands as cmd
+    from digest.subscribers import commands as cmd
 
     people = cmd.people(obj.config, status, topic)
     if as_json:
@@ -569,7 +571,7 @@ def subscribers_add(obj: Ctx, email: str, name: str, topics: str, timezone: str 
       1  a bad address, time zone or topic, or already subscribed
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import subscribers_commands as cmd
+    from digest.subscribers import commands as cmd
 
     cmd.add(obj.config, email, name=name, topics=topics, timezone=timezone,
             list_name=list_name, fmt=fmt)
@@ -592,7 +594,7 @@ def subscribers_remove(obj: Ctx, email: str) -> None:
       1  the address is in no subscriber file
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import subscribers_commands as cmd
+    from digest.subscribers import commands as cmd
 
     cmd.remove(obj.config, email)
 
@@ -619,7 +621,7 @@ def subscribers_check(obj: Ctx, fix: bool) -> None:
       1  at least one problem
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import subscribers_commands as cmd
+    from digest.subscribers import commands as cmd
 
     cmd.check(obj.config, fix=fix)
 
@@ -641,7 +643,7 @@ def subscribers_pause(obj: Ctx, email: str) -> None:
       1  the address is in no subscriber file
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import subscribers_commands as cmd
+    from digest.subscribers import commands as cmd
 
     cmd.set_status(obj.config, email, "paused")
 
@@ -663,7 +665,7 @@ def subscribers_resume(obj: Ctx, email: str) -> None:
       1  the address is in no subscriber file, or it unsubscribed
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import subscribers_commands as cmd
+    from digest.subscribers import commands as cmd
 
     cmd.set_status(obj.config, email, "active")
 
@@ -685,7 +687,7 @@ def subscribers_unsubscribe(obj: Ctx, email: str) -> None:
       1  not an e-mail address
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import subscribers_commands as cmd
+    from digest.subscribers import commands as cmd
 
     cmd.unsubscribe(obj.config, email)
 
@@ -707,7 +709,7 @@ def subscribers_resubscribe(obj: Ctx, email: str) -> None:
       1  not an e-mail address
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import subscribers_commands as cmd
+    from digest.subscribers import commands as cmd
 
     cmd.resubscribe(obj.config, email)
 
@@ -732,7 +734,7 @@ def subscribers_import(obj: Ctx, source: Path, dry_run: bool, list_name: str | N
       1  a row has a problem (listed)
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import subscribers_commands as cmd
+    from digest.subscribers import commands as cmd
 
     cmd.import_csv(obj.config, source, dry_run=dry_run, list_name=list_name)
 
@@ -756,7 +758,7 @@ def subscribers_export(obj: Ctx, fmt: str, out: Path | None) -> None:
       0  exported
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import subscribers_commands as cmd
+    from digest.subscribers import commands as cmd
 
     cmd.export(obj.config, fmt, out)
 
@@ -781,7 +783,7 @@ def serve(obj: Ctx, host: str | None, port: int | None) -> None:
       1  the port is taken, or no signing secret can be had
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest.serve import serve as run_server
+    from digest.web.serve import serve as run_server
 
     config = obj.config
     run_server(config, host=host or config.model.serve.host,

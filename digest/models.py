@@ -136,8 +136,8 @@ class Subscriber:
 class Rendered:
     """One digest variant, compiled once. Personal fields are placeholders.
 
-    ``html`` and ``text`` contain the tokens in ``digest.render.PLACEHOLDERS``;
-    ``digest.render.personalise`` swaps them per subscriber.
+    ``html`` and ``text`` contain the tokens in ``digest.render.variant.PLACEHOLDERS``;
+    ``digest.render.variant.personalise`` swaps them per subscriber.
     """
 
     variant: str  # stable key for the set of sections this variant holds

@@ -20,17 +20,18 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from digest import collect as collector
-from digest import lifecycle, runlog, tokens
-from digest import subscribers as subs
+from digest import lifecycle, runlog
+from digest.collect import collector
 from digest.config import Config
 from digest.errors import SubscriberError
+from digest.mail import tokens
 from digest.models import Delivery, FeedResult, Rendered, SendReport, Story, Subscriber
-from digest.store import Store
+from digest.store.facade import Store
+from digest.subscribers import roster as subs
 
 if TYPE_CHECKING:
-    from digest.message import PreparedMessage
-    from digest.rank import Ranked
+    from digest.mail.message import PreparedMessage
+    from digest.rank.select import Ranked
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def load_roster(config: Config) -> subs.Roster:
     good version, with one warning; with no such version nobody is sent anything
     (SubscriberError naming file:line): that file's readers are not to be dropped
     without a word while everyone else gets the digest."""
-    from digest.subscribers_good import copies_for
+    from digest.subscribers.last_good import copies_for
 
     roster = subs.load(config.subscribers_dir, tuple(config.topics),
                        keep=copies_for(config.db_path))
@@ -135,8 +136,8 @@ def load_roster(config: Config) -> subs.Roster:
 
 def catch_up_files(config: Config, store: Store) -> None:
     """Unsubscribes in the database that have not reached their file yet are written
-    now (digest.subscribers_sync); never stops the run."""
-    from digest.subscribers_sync import catch_up_before_sending
+    now (digest.subscribers.sync); never stops the run."""
+    from digest.subscribers.sync import catch_up_before_sending
 
     catch_up_before_sending(config, store)
 
@@ -153,7 +154,7 @@ def rank_day(config: Config, store: Store, *, now: datetime, day: date | None = 
     """The day's stories. Without ``exclude``, articles any earlier digest carried
     are left out (what `digest rank` shows); build_digest passes an empty set and
     leaves out, per variant, only what that variant's readers were really sent."""
-    from digest import rank as ranker
+    from digest.rank import select as ranker
 
     day = day or today(config, now)
     if exclude is None:
@@ -164,8 +165,8 @@ def rank_day(config: Config, store: Store, *, now: datetime, day: date | None = 
 def build_digest(config: Config, store: Store, *, now: datetime,
                  subscribers: Sequence[Subscriber] = (), group: str = "") -> Digest:
     """Rank and render today's digest without saving it (preview uses this too)."""
-    from digest import rank as ranker
-    from digest import render
+    from digest.rank import select as ranker
+    from digest.render import variant as render
 
     day = today(config, now, group)
     ranked = rank_day(config, store, now=now, day=day, exclude=set())
@@ -225,10 +226,10 @@ def send_digest(config: Config, store: Store, digest: Digest, people: Sequence[S
                 now: datetime, password: str | None,
                 on_progress: Callable[[Delivery], None] | None = None) -> SendReport:
     """Journal every recipient first, then deliver; the journal skips anyone already sent."""
-    from digest import rank as ranker
-    from digest import send
-    from digest.message import personal_for
-    from digest.message import prepare as prepare_message
+    from digest.mail.message import personal_for
+    from digest.mail.message import prepare as prepare_message
+    from digest.rank import select as ranker
+    from digest.send import deliver as send
 
     blocked = store.suppressed()  # last word: an unsubscribe since the roster was read wins
     people = [p for p in people if p.email.lower() not in blocked]
@@ -242,7 +243,7 @@ def send_digest(config: Config, store: Store, digest: Digest, people: Sequence[S
     store.plan_deliveries(digest.day, [(p.email, selection_keys[p.email]) for p in people], now=now)
 
     # MIME built and encoded once per (variant, format); each message is then a splice
-    # of the subscriber's fields into those bytes (digest.mime), not an email-package build.
+    # of the subscriber's fields into those bytes (digest.mail.mime), not an email-package build.
     prepared: dict[tuple[str, str], PreparedMessage] = {}
 
     def builder(p: Subscriber) -> Callable[[], bytes]:
@@ -301,7 +302,7 @@ def run_once(config: Config, *, now: datetime | None = None, password: str | Non
 def _cycle(config: Config, store: Store, *, now: datetime, password: str | None,
            group: str | None, on_feed: Callable[[FeedResult], None] | None,
            on_progress: Callable[[Delivery], None] | None) -> RunReport:
-    from digest import render
+    from digest.render import variant as render
 
     catch_up_files(config, store)
     roster = load_roster(config)
@@ -360,9 +361,9 @@ def copy_for(config: Config, store: Store, *, now: datetime, email: str | None =
 
     ``edition`` without ``email``: the whole general edition (every section) for a
     neutral "Reader", whose unsubscribe link is nobody's (`digest render`)."""
-    from digest import rank as ranker
-    from digest import render
-    from digest.message import message_bytes, personal_for
+    from digest.mail.message import message_bytes, personal_for
+    from digest.rank import select as ranker
+    from digest.render import variant as render
 
     roster = load_roster(config)
     people = recipients(config, store, roster, to=email) if email else \

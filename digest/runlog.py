@@ -76,7 +76,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def _safe(text: str) -> str:
-    from digest.report import safe
+    from digest.console import safe
 
     return safe(text)
 

@@ -2,7 +2,7 @@
 
 The DKIM signer and the embedding worker run beside the main process, each a plain
 interpreter that imports only what it needs. (The feed parsers are forks of the
-collector instead: see ``digest.parse_worker``.)
+collector instead: see ``digest.collect.worker``.)
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def synthetic_day(size: int, seed: int = 7) -> Labelled:
     (consistently within a copy, so its articles still read as one event to each
     other but differently from the other copies); publication times spread over
     two days."""
-    from digest.textsig import signatures
+    from digest.rank.signatures import signatures
 
     base = load()
     sigs = signatures(base.articles)
@@ -138,7 +138,7 @@ class _Perturb:
         self.names: dict[str, str] = {}
 
     def __call__(self, text: str, keys: frozenset[str]) -> str:
-        from digest.textsig import stem
+        from digest.rank.signatures import stem
 
         def one(m: re.Match[str]) -> str:
             word = m.group()

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from digest.config import from_dict
-from digest.send import Outgoing, deliver_sync
-from digest.store import Store
+from digest.send.deliver import Outgoing, deliver_sync
+from digest.store.facade import Store
 from tests.test_send import DAY, SENDER
 
 

@@ -15,8 +15,8 @@ import httpx
 
 from digest import pipeline
 from digest.config import Config
-from digest.preview import Live, Server, create_app
-from digest.store import Store
+from digest.store.facade import Store
+from digest.web.preview import Live, Server, create_app
 from tests.peers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def make_site(root: Path, *, smtp_port: int | None = None) -> Path:
 
 
 class Running:
-    """create_app(config) under uvicorn (digest.preview.Server) in a thread."""
+    """create_app(config) under uvicorn (digest.web.preview.Server) in a thread."""
 
     def __init__(self, config: Config) -> None:
         self.port = free_port()

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from digest.catch import Catcher
 from digest.errors import DeliveryError
+from digest.send.catch import Catcher
 
 
 def _message(i: int) -> bytes:

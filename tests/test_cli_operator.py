@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.store import Store
+from digest.store.facade import Store
 from tests.peers import FeedServer, SmtpServer
 from tests.test_e2e import make_project
 

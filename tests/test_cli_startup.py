@@ -10,9 +10,11 @@ import subprocess
 import sys
 
 HEAVY = ("sqlalchemy", "aiohttp", "pydantic", "numpy", "jinja2", "mjml", "aiosmtplib",
-         "lxml", "nh3", "digest.pipeline", "digest.store", "digest.rank", "digest.render")
-LATER_STAGES = ("numpy", "jinja2", "mjml", "aiosmtplib", "digest.rank", "digest.render",
-                "digest.send", "digest.message", "digest.cluster", "digest.embed")
+         "lxml", "nh3", "digest.pipeline", "digest.store.facade", "digest.rank.select",
+         "digest.render.variant")
+LATER_STAGES = ("numpy", "jinja2", "mjml", "aiosmtplib", "digest.rank.select",
+                "digest.render.variant", "digest.send.deliver", "digest.mail.message",
+                "digest.rank.cluster", "digest.rank.embed")
 
 
 def _imported_after(code: str) -> set[str]:
@@ -30,5 +32,5 @@ def test_the_cli_itself_imports_no_stage() -> None:
 
 def test_collecting_does_not_load_ranking_rendering_or_sending() -> None:
     loaded = _imported_after("import digest.cli\nfrom digest import pipeline")
-    assert "digest.collect" in loaded and "digest.store" in loaded
+    assert "digest.collect.collector" in loaded and "digest.store.facade" in loaded
     assert not [m for m in LATER_STAGES if m in loaded]

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from digest import cluster
+from digest.rank import cluster
 from tests.clusterset import Labelled, load, pairwise, synthetic_day
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from digest import __version__, config, report
-from digest.collect import collect, collect_for, collect_sync
+from digest import __version__, config
+from digest import console as report
+from digest.collect.collector import collect, collect_for, collect_sync
 from digest.models import Article, Feed, FeedResult
-from digest.store import FeedOutcome, Store
+from digest.store.facade import FeedOutcome, Store
 from tests.conftest import REPO
 from tests.peers import FeedServer, Route, free_port
 

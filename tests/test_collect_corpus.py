@@ -12,10 +12,10 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from digest.collect import collect
-from digest.feedparse import parse_feed
+from digest.collect.collector import collect
+from digest.collect.parse import parse_feed
 from digest.models import Feed
-from digest.store import Store
+from digest.store.facade import Store
 from tests.conftest import CORPUS
 from tests.peers import FeedServer
 

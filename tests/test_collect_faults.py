@@ -16,9 +16,9 @@ from pathlib import Path
 import brotli
 import pytest
 
-from digest.collect import collect
+from digest.collect.collector import collect
 from digest.models import Feed, FeedResult
-from digest.store import Store
+from digest.store.facade import Store
 from tests.peers import FeedServer, Route
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 import feedparser
 import pytest
 
-from digest.charset import detect
+from digest.collect.charset import detect
+from digest.collect.dates import parse_date
+from digest.collect.parse import canonical_url, parse_feed, read_entries, sanitize, shorten
+from digest.collect.xml import read_xml
 from digest.errors import FeedError
-from digest.feeddates import parse_date
-from digest.feedparse import canonical_url, parse_feed, read_entries, sanitize, shorten
-from digest.feedxml import read_xml
 from digest.models import Article, Feed
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)

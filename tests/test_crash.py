@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.store import Store
+from digest.store.facade import Store
 from tests.crash_sender import people
 from tests.peers import SmtpServer
 from tests.test_send import DAY
@@ -34,12 +34,12 @@ def start(db: Path, port: int) -> subprocess.Popen[str]:
 
 
 def signers_left(wait: float = 5.0) -> list[str]:
-    """digest.dkim_worker processes still alive after ``wait`` seconds (each should
+    """digest.mail.dkim_worker processes still alive after ``wait`` seconds (each should
     see EOF on its stdin once its sender is gone, and exit)."""
     deadline = time.monotonic() + wait
     while True:
         alive = [p.name for p in Path("/proc").iterdir() if p.name.isdigit()
-                 and b"digest.dkim_worker" in _cmdline(p)]
+                 and b"digest.mail.dkim_worker" in _cmdline(p)]
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.1)

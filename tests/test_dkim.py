@@ -11,13 +11,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from digest import dkim
 from digest.config import Config, from_dict
 from digest.errors import ConfigError
-from digest.message import message_bytes, personal_for, prepare
+from digest.mail import dkim
+from digest.mail.message import message_bytes, personal_for, prepare
 from digest.models import Rendered, Subscriber
-from digest.send import Outgoing, check, deliver
-from digest.store import Store
+from digest.send.deliver import Outgoing, check, deliver
+from digest.store.facade import Store
 from tests.peers import SmtpServer
 
 DAY = date(2025, 3, 14)
@@ -167,7 +167,7 @@ def test_relaxed_body_canonicalisation_matches_dkimpy() -> None:
     # full of the awkward cases: tab/space runs, blank lines, stray CR and LF.
     import random
 
-    from digest.dkim import _relaxed_body
+    from digest.mail.dkim import _relaxed_body
 
     rng = random.Random(8058)
     for _ in range(3000):
@@ -179,8 +179,8 @@ def test_relaxed_body_canonicalisation_matches_dkimpy() -> None:
 
 
 def test_clean_messages_skip_canonicalisation_and_agree_with_dkimpy(tmp_path: Path) -> None:
-    from digest.clean import CleanMessage
-    from digest.dkim import _relaxed_body
+    from digest.mail.clean import CleanMessage
+    from digest.mail.dkim import _relaxed_body
 
     config = make_config(tmp_path, b"")
     raw = digest_bytes(config)  # RENDERED has runs of blanks and a tab: all QP-escaped now
@@ -191,7 +191,7 @@ def test_clean_messages_skip_canonicalisation_and_agree_with_dkimpy(tmp_path: Pa
 
 
 def _signing_processes() -> list[int]:
-    """Pids of this process's digest.dkim_worker children."""
+    """Pids of this process's digest.mail.dkim_worker children."""
     import os
 
     found = []
@@ -204,7 +204,7 @@ def _signing_processes() -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rpartition(")")[2].split()[1])
-        if ppid == os.getpid() and b"digest.dkim_worker" in cmdline:
+        if ppid == os.getpid() and b"digest.mail.dkim_worker" in cmdline:
             found.append(int(entry.name))
     return found
 

@@ -20,8 +20,8 @@ import pytest
 
 from digest import config as config_mod
 from digest.config import Config
-from digest.render import personalise, render_variant
-from digest.theme import contrast
+from digest.render.theme import contrast
+from digest.render.variant import personalise, render_variant
 from tests.test_render import NOW, personal, selection
 
 if TYPE_CHECKING:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digest import embed
+from digest.rank import embed
 from tests.clusterset import load
 
 
 @pytest.fixture
 def texts() -> list[str]:
-    from digest.textsig import embed_text
+    from digest.rank.signatures import embed_text
 
     return [embed_text(a) for a in load().articles]
 

@@ -27,10 +27,10 @@ from pydantic import ValidationError
 
 from digest import config as config_mod
 from digest.config import Config
-from digest.headers import display_name, header_text, mailbox, unstructured
-from digest.message import message_bytes, personal_for, prepare
+from digest.mail.headers import display_name, header_text, mailbox, unstructured
+from digest.mail.message import message_bytes, personal_for, prepare
 from digest.models import Article, Rendered, Section, Selection, Story, Subscriber
-from digest.render import render_variant
+from digest.render.variant import render_variant
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = date(2026, 11, 27)

@@ -11,7 +11,7 @@ import pytest
 
 from digest import config as config_mod
 from digest.config import Config
-from digest.message import (
+from digest.mail.message import (
     make_token,
     message_bytes,
     message_id,
@@ -19,7 +19,7 @@ from digest.message import (
     read_token,
 )
 from digest.models import Article, Rendered, Section, Selection, Story, Subscriber
-from digest.render import PLACEHOLDERS, render_variant
+from digest.render.variant import PLACEHOLDERS, render_variant
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = date(2026, 11, 27)

@@ -20,13 +20,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from digest import config as config_mod
-from digest.clean import CleanMessage, clean_piece
 from digest.config import Config
-from digest.headers import display_name, mailbox
-from digest.message import PreparedMessage, personal_for, prepare
+from digest.mail.clean import CleanMessage, clean_piece
+from digest.mail.headers import display_name, mailbox
+from digest.mail.message import PreparedMessage, personal_for, prepare
+from digest.mail.qp import qp_line, qp_text
 from digest.models import Personal, Rendered, Subscriber
-from digest.qp import qp_line, qp_text
-from digest.render import personalise, render_variant
+from digest.render.variant import personalise, render_variant
 from tests.test_render import NASTY, selection
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def decoded(msg: EmailMessage) -> list[tuple[str, str]]:
 
 def reference(rendered: Rendered, sub: Subscriber, personal: Personal) -> EmailMessage:
     """The body as the email package builds it from the same personalised parts
-    (no headers: those are digest.headers' alone)."""
+    (no headers: those are digest.mail.headers' alone)."""
     html, text = personalise(rendered, personal)
     msg = EmailMessage(policy=email.policy.SMTP)
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
@@ -199,7 +199,7 @@ def test_qp_lines_round_trip(line: str) -> None:
 
 @given(st.text().filter(lambda s: "\n" not in s))
 def test_every_qp_line_is_clean(line: str) -> None:
-    # bytes_for trusts this instead of scanning each value: see digest.clean.
+    # bytes_for trusts this instead of scanning each value: see digest.mail.clean.
     assert clean_piece(qp_line(line).encode("ascii"))
 
 

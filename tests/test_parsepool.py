@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from digest import parsepool
+from digest.collect import pool as parsepool
+from digest.collect.parse import parse_new
+from digest.collect.pool import ParsePool
+from digest.collect.worker import answer
 from digest.errors import FeedError
-from digest.feedparse import parse_new
 from digest.models import Feed
-from digest.parse_worker import answer
-from digest.parsepool import ParsePool
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 FEEDS = Path(__file__).resolve().parent.parent / "feeds"  # the bundled demo feeds

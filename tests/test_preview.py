@@ -25,8 +25,8 @@ from digest import config as configuration
 from digest.cli import cli
 from digest.config import Config
 from digest.errors import DigestError
-from digest.preview import dark_html, fingerprint, serve
-from digest.store import Store
+from digest.store.facade import Store
+from digest.web.preview import dark_html, fingerprint, serve
 from tests.peers import SmtpServer, free_port
 from tests.preview_site import MASTHEAD, REPO, Running, events, make_site, today
 

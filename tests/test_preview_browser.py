@@ -16,7 +16,7 @@ import pytest
 from digest import config as configuration
 from digest import pipeline
 from digest.config import Config
-from digest.store import Store
+from digest.store.facade import Store
 from tests.peers import FeedServer, SmtpServer
 from tests.preview_site import ARTIFACTS, MASTHEAD, Running, make_site, story_urls, today
 

@@ -9,11 +9,11 @@ import pytest
 
 from digest import config as configuration
 from digest import pipeline
-from digest import preview_checks as checks
 from digest.config import Config
-from digest.message import message_bytes, personal_for
+from digest.mail.message import message_bytes, personal_for
 from digest.models import Section, Selection
-from digest.render import PLACEHOLDERS, sample_selection
+from digest.render.variant import PLACEHOLDERS, sample_selection
+from digest.web import checks
 from tests.preview_site import make_site
 
 

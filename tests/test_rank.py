@@ -4,8 +4,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from digest import config as configuration
-from digest import rank
 from digest.models import Article, Subscriber
+from digest.rank import select as rank
 
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 DAY = date(2026, 11, 27)
@@ -138,7 +138,7 @@ def test_variants_follow_subscriber_topics(tmp_path: Path) -> None:
 def test_signatures_read_the_whole_day_at_once() -> None:
     """The day is read in one pass: text ends, empty articles, German and a
     headline in title case must each be read as the per-text rules say."""
-    from digest.textsig import signatures
+    from digest.rank.signatures import signatures
 
     shouting, empty, german, plain = signatures([
         art("Alpha", "Central Bank Raises Rates", 1,
@@ -161,8 +161,8 @@ def test_signatures_read_the_whole_day_at_once() -> None:
 
 
 def test_topics_of_a_day_match_one_article_at_a_time(tmp_path: Path) -> None:
-    from digest.score import TopicMatcher
-    from digest.textsig import read
+    from digest.rank.score import TopicMatcher
+    from digest.rank.signatures import read
 
     config = make_config(tmp_path, '[topics.markets]\nkeywords = ["interest rate", "Bank"]')
     day = [art("Alpha", "Minister opens summit", 1),
@@ -178,9 +178,9 @@ def test_topics_of_a_day_match_one_article_at_a_time(tmp_path: Path) -> None:
 
 
 def test_a_days_stories_score_as_one_story_at_a_time(tmp_path: Path) -> None:
-    from digest.cluster import cluster_indexes
-    from digest.score import TopicMatcher, score_stories, score_story
-    from digest.textsig import read
+    from digest.rank.cluster import cluster_indexes
+    from digest.rank.score import TopicMatcher, score_stories, score_story
+    from digest.rank.signatures import read
 
     config = make_config(tmp_path)
     feeds = {f.url: f for f in config.feeds}

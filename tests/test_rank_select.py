@@ -9,9 +9,10 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from digest import pipeline, rank
+from digest import pipeline
 from digest.models import Rendered, Subscriber
-from digest.store import Store
+from digest.rank import select as rank
+from digest.store.facade import Store
 from tests.test_rank import DAY, NOW, art, make_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from digest import config as config_mod
 from digest.config import Config
 from digest.errors import TemplateError
 from digest.models import Article, Personal, Rendered, Section, Selection, Story
-from digest.render import (
+from digest.render.variant import (
     MJML_TAGS,
     PLACEHOLDERS,
     check_templates,

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from digest import config as config_mod
-from digest import tokens
 from digest.config import Config
 from digest.errors import ConfigError
-from digest.message import personal_for, prepare
+from digest.mail import tokens
+from digest.mail.message import personal_for, prepare
+from digest.mail.qp import encoded_size
 from digest.models import Section, Selection, Story, Subscriber
-from digest.qp import encoded_size
-from digest.render import GMAIL_CLIP, html_part_size, personalise, render_variant
-from digest.theme import contrast, palette
+from digest.render.theme import contrast, palette
+from digest.render.variant import GMAIL_CLIP, html_part_size, personalise, render_variant
 from tests.test_render import DAY, NOW, article, personal, selection
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,7 +211,7 @@ def test_twelve_stories_fit_with_room(cfg: Config) -> None:
 def test_too_many_stories_drop_the_lowest_ranked_and_say_so(
         cfg: Config, caplog: pytest.LogCaptureFixture) -> None:
     sel = big_selection(90)
-    with caplog.at_level(logging.WARNING, logger="digest.render"):
+    with caplog.at_level(logging.WARNING, logger="digest.render.variant"):
         r = render_variant(sel, cfg, variant="all", now=NOW)
     assert r.dropped, "90 stories should not fit"
     html, _ = personalise(r, personal())

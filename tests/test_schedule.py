@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from digest import config as configuration
-from digest import schedule
-from digest.store import Store
+from digest.ops import schedule
+from digest.store.facade import Store
 from tests.peers import FeedServer, SmtpServer
 from tests.test_e2e import make_project
 

@@ -1,4 +1,4 @@
-"""digest.send against a real aiosmtpd server and a real SQLite journal."""
+"""digest.send.deliver against a real aiosmtpd server and a real SQLite journal."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from sqlalchemy import select
 from digest.config import Config, from_dict
 from digest.errors import DeliveryError
 from digest.models import Delivery
-from digest.send import Outgoing, check, deliver, deliver_sync, is_dead, smtp_password
-from digest.store import Store, deliveries
+from digest.send.deliver import Outgoing, check, deliver, deliver_sync, is_dead, smtp_password
+from digest.store.facade import Store, deliveries
 from tests.peers import SmtpServer, _Handler, free_port
 
 DAY = date(2025, 3, 14)
@@ -338,7 +338,7 @@ async def test_two_concurrent_delivers_in_one_loop(tmp_path: Path, store: Store)
 
 
 def test_send_progress_counts_sent_deferred_failed_and_rate() -> None:
-    from digest.report import SendProgress
+    from digest.console import SendProgress
 
     bar = SendProgress(4, enabled=False)
     for email, status, attempts in [("a@x.org", "sent", 1), ("b@x.org", "deferred", 1),

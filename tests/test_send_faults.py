@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import trustme
 
-from digest.send import Outgoing, deliver
-from digest.smtp_pool import open_session, settings, transact
-from digest.store import Store
+from digest.send.deliver import Outgoing, deliver
+from digest.send.pool import open_session, settings, transact
+from digest.store.facade import Store
 from tests.peers import SmtpServer, _Handler
 from tests.test_send import DAY, SENDER, config
 

@@ -3,7 +3,7 @@ and never more than the hourly cap in any hour. (Virtual time: nothing here wait
 
 from __future__ import annotations
 
-from digest.ratelimit import HOUR, RateLimiter
+from digest.send.ratelimit import HOUR, RateLimiter
 
 
 class Clock:

@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from digest import config as configuration
-from digest import pipeline, serve
-from digest import subscribers as subs
+from digest import pipeline
 from digest.config import Config
+from digest.subscribers import roster as subs
+from digest.web import serve
 from tests.peers import FeedServer, SmtpServer, free_port
 from tests.test_e2e import FEEDS, digest, make_project
 
@@ -135,7 +136,7 @@ def test_one_click_unsubscribe_end_to_end(project: Path, smtp_server: SmtpServer
         token = url.rsplit("/", 1)[1]
         payload, mac = token.split(".")
         grace = subs.normalise_email("grace@example.com")
-        from digest import tokens
+        from digest.mail import tokens
 
         moved = tokens.make("test-secret", grace, "daily.example.org").split(".")[0]
         forged = tokens.make("guessed-secret", grace, "daily.example.org")

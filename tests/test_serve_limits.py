@@ -26,8 +26,10 @@ import httpx
 import pytest
 
 from digest import config as configuration
-from digest import pipeline, serve, tokens
+from digest import pipeline
 from digest.config import Config
+from digest.mail import tokens
+from digest.web import serve
 from tests.peers import FeedServer, free_port
 from tests.test_e2e import make_project
 
@@ -219,7 +221,7 @@ def test_connections_beyond_the_cap_get_503_until_they_go(project: Path) -> None
 @pytest.fixture
 def held_file(project: Path) -> Iterator[Callable[[], None]]:
     """The subscribers folder flock-ed as `digest subscribers add` holds it (see
-    digest.lock.folder_lock); call to release."""
+    digest.ops.lock.folder_lock); call to release."""
     fd = os.open(subscribers_file(project).parent, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

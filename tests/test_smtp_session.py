@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import aiosmtplib
 import pytest
 
-from digest.smtp_session import SenderRefused, Session
+from digest.send.session import SenderRefused, Session
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from digest.errors import StoreBusy
-from digest.store import Store
+from digest.store.facade import Store
 from tests.peers import FeedServer, free_port
 from tests.test_e2e import make_project
 

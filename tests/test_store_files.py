@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.store import Store
+from digest.store.facade import Store
 from tests.peers import FeedServer, free_port
 from tests.test_e2e import make_project
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from digest import subscribers as subs
 from digest.errors import SubscriberError
+from digest.subscribers import roster as subs
 
 TOPICS = ("tech", "world")
 

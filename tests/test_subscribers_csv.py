@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from digest import subscribers as subs
-from digest import subscribers_csv as table_io
 from digest.errors import SubscriberError
+from digest.subscribers import csv as table_io
+from digest.subscribers import roster as subs
 
 DATA = Path(__file__).parent / "data" / "csv"
 TOPICS = ("tech", "world", "science", "business")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from digest import subscribers as subs
-from digest import subscribers_edit as edits
 from digest.errors import SubscriberError
+from digest.subscribers import edit as edits
+from digest.subscribers import roster as subs
 
 TOPICS = ("tech", "world", "science")
 

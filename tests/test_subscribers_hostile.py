@@ -16,10 +16,10 @@ import pytest
 
 from digest import config as configuration
 from digest import pipeline
-from digest import subscribers as subs
-from digest import subscribers_admin as admin
-from digest import subscribers_edit as edits
-from digest.lock import LockBusy, folder_lock
+from digest.ops.lock import LockBusy, folder_lock
+from digest.subscribers import admin
+from digest.subscribers import edit as edits
+from digest.subscribers import roster as subs
 from tests.peers import FeedServer, SmtpServer
 from tests.test_e2e import make_project
 

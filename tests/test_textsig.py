@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from digest import textsig
+from digest.rank import signatures as textsig
 from tests.clusterset import load
 
 

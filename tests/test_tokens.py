@@ -11,14 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digest import pipeline, tokens
-from digest.message import make_token, read_token
-from digest.tokens import Keyring, Retired
+from digest import pipeline
+from digest.mail import tokens
+from digest.mail.message import make_token, read_token
+from digest.mail.tokens import Keyring, Retired
 from tests.peers import FeedServer, free_port
 
 if TYPE_CHECKING:
     from digest.config import Config
-    from digest.store import Store
+    from digest.store.facade import Store
 
 LIST = "daily.example.org"
 TODAY = date(2026, 11, 27)
@@ -178,7 +179,7 @@ def test_a_leaked_retired_secret_cannot_mint_lasting_links() -> None:
 
 def _project(tmp_path: Path, grace_days: int = 90) -> tuple[Config, Store]:
     from digest.config import from_dict
-    from digest.store import Store
+    from digest.store.facade import Store
 
     config = from_dict({"newsletter": {"secret_grace_days": grace_days}},
                        tmp_path / "config.toml")
@@ -286,7 +287,7 @@ def test_serve_refuses_a_link_forged_with_the_retired_database_secret(
     was set (the test environment sets it). A link it signed before then still
     unsubscribes; one claiming to be issued today was forged with the old secret."""
     from digest import config as configuration
-    from digest.store import Store
+    from digest.store.facade import Store
     from tests.test_e2e import make_project
     from tests.test_serve import Server, base_port
 

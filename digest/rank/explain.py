@@ -1,0 +1,74 @@
+"""`digest rank` on a terminal: the selection (or every story with --all), and
+with --explain each story's score components and member articles."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+from digest.console import Column, cell, safe, table
+from digest.models import Story
+from digest.rank.select import Ranked
+
+console = Console()
+
+
+def _where(ranked: Ranked) -> dict[int, str]:
+    return {id(story): section.title for section in ranked.selection.sections
+            for story in section.stories}
+
+
+def formula(story: Story) -> str:
+    """The score as the README writes it, with this story's numbers."""
+    r = dict(story.reasons)
+    return (f"{r.get('recency', 0):.3f} recency ({r.get('age_hours', 0):.1f} h old) × "
+            f"({r.get('weight', 0):g} weight + {r.get('topics', 0):g} topics) × "
+            f"{r.get('coverage', 0):g} coverage ({int(r.get('outlets', 1))} outlets) "
+            f"= {story.score:.4f}")
+
+
+def nothing_to_rank(stored: int, max_age_hours: float) -> str:
+    """What `digest rank` says when no story is left, and what to run."""
+    if not stored:
+        return "no articles collected yet: run `digest collect`"
+    if max_age_hours:
+        return (f"no articles in the last {max_age_hours:g} h: run `digest collect` "
+                f"(articles an earlier digest carried are left out)")
+    return ("no articles left to rank: an earlier digest carried every one; "
+            "run `digest collect` for new ones")
+
+
+def show(ranked: Ranked, *, every: bool = False, explain: bool = False) -> None:
+    where = _where(ranked)
+    stories = ranked.stories if every else ranked.selection.stories
+    if explain:
+        for n, story in enumerate(stories, start=1):
+            section = where.get(id(story), "not selected")
+            console.print(Text.assemble((f"{n}. {safe(story.lead.title)}", "bold"), "  ",
+                                        (f"({safe(section)})", "dim")))
+            console.print(f"   score: {formula(story)}", markup=False)
+            if story.topics:
+                console.print(cell(f"   topics: {', '.join(story.topics)}"))
+            for a in story.articles:
+                mark = "lead" if a is story.lead else "also"
+                console.print(cell(f"   {mark}: {a.source} · {a.published:%Y-%m-%d %H:%M} · "
+                                   f"{a.title} <{a.url}>"), overflow="fold")
+    elif stories:
+        columns = [Column("section"), Column("score", right=True), Column("story"),
+                   Column("source"), Column("also", drop=1)]
+        rows = []
+        last = None
+        for story in stories:
+            section = where.get(id(story), "—")
+            rows.append((section if section != last else "", f"{story.score:.3f}",
+                         story.lead.title, story.lead.source, ", ".join(story.also_reported_by)))
+            last = section
+        console.print(table(f"{'Stories' if every else 'Selection'} for "
+                            f"{ranked.selection.day.isoformat()}", columns, rows))
+    sel = ranked.selection
+    folded = sum(len(s.articles) for s in ranked.stories)
+    console.print(f"selected {len(sel.stories)} of {len(ranked.stories)} stories "
+                  f"({folded} articles) in {len(sel.sections)} sections")
+    if not sel.stories:
+        console.print("nothing new to select: every story was in an earlier digest "
+                      "(`digest rank --all` lists them)")
