@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from bench.naive import naive_message  # noqa: E402
 from digest import config as config_mod  # noqa: E402
 from digest.mail.message import personal_for, prepare  # noqa: E402
-from digest.mail.qp import encoded_size  # noqa: E402
+from digest.render.qp import encoded_size  # noqa: E402
 from digest.models import Article, Section, Selection, Story, Subscriber  # noqa: E402
 from digest.render.variant import render_variant  # noqa: E402
 

@@ -252,7 +252,7 @@ def rank(obj: Ctx, as_json: bool, every: bool, explain: bool) -> None:
     store = pipeline.open_store(config)
     ranked = pipeline.rank_day(config, store, now=pipeline.utcnow())
     if as_json:
-        report.print_json(report.rank_json(ranked, every=every))
+        report.print_json(explainer.rank_json(ranked, every=every))
     elif not ranked.stories:
         click.echo(explainer.nothing_to_rank(store.count_articles(),
                                              config.selection.max_age_hours))

@@ -8,36 +8,22 @@ in a feed must not recolour, retitle or reorder the operator's terminal.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from digest.models import FeedResult, SendReport, Story, Subscriber
-
-if TYPE_CHECKING:
-    from digest.rank.select import Ranked
+from digest import runlog
+from digest.models import FeedResult, SendReport, Subscriber
 
 console = Console()
 err_console = Console(stderr=True)
 
-# C0 and C1 controls, DEL, and the bidi marks, embeddings, overrides and isolates
-# (Trojan Source, CVE-2021-42574): each is shown as an escape, never sent raw.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escape(m: re.Match[str]) -> str:
-    n = ord(m.group())
-    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
-
-
-def safe(text: object) -> str:
-    """``text`` with every terminal control shown as an escape: ESC becomes ``\\x1b``."""
-    return _UNSAFE.sub(_escape, str(text))
+# Re-exported: the CLI and its printers know it as console.safe.
+safe = runlog.safe
 
 
 def cell(text: object) -> Text:
@@ -127,29 +113,6 @@ def failed_feeds_line(results: Sequence[FeedResult]) -> str | None:
         return None
     return f"{len(bad)} of {len(results)} feeds failed: {', '.join(bad)} " \
            f"(history: digest feeds)"
-
-
-def story_json(story: Story, sections: Sequence[str]) -> dict[str, Any]:
-    return {
-        "title": story.lead.title,
-        "url": story.lead.url,
-        "source": story.lead.source,
-        "score": story.score,
-        "components": dict(story.reasons),
-        "topics": list(story.topics),
-        "sections": list(sections),
-        "articles": [{"url": a.url, "title": a.title, "source": a.source,
-                      "published": a.published.isoformat()} for a in story.articles],
-    }
-
-
-def rank_json(ranked: Ranked, *, every: bool = False) -> list[dict[str, Any]]:
-    where: dict[int, list[str]] = {}
-    for section in ranked.selection.sections:
-        for story in section.stories:
-            where.setdefault(id(story), []).append(section.title)
-    stories = ranked.stories if every else ranked.selection.stories
-    return [story_json(s, where.get(id(s), [])) for s in stories]
 
 
 def send_summary(report: SendReport) -> str:

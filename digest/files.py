@@ -6,12 +6,8 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from digest.errors import DigestError
-
-if TYPE_CHECKING:
-    from digest.pipeline import Copy
 
 
 def write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> None:
@@ -57,18 +53,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def write_copy(copy: Copy, out_dir: Path) -> list[Path]:
-    """digest.mjml (Jinja output before compiling), digest.html, digest.txt, digest.eml."""
-    files = {
-        "digest.mjml": copy.rendered.mjml.encode(),
-        "digest.html": copy.html.encode(),
-        "digest.txt": copy.text.encode(),
-        "digest.eml": copy.eml,
-    }
-    written = []
-    for name, data in files.items():
-        write_atomic(out_dir / name, data)
-        written.append(out_dir / name)
-    return written

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import sys
 from collections.abc import Iterator
@@ -75,10 +76,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-def _safe(text: str) -> str:
-    from digest.console import safe
+# C0 and C1 controls, DEL, and the bidi marks, embeddings, overrides and isolates
+# (Trojan Source, CVE-2021-42574): each is shown as an escape, never sent raw.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
-    return safe(text)
+
+def _escape(m: re.Match[str]) -> str:
+    n = ord(m.group())
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+
+
+def safe(text: object) -> str:
+    """``text`` with every terminal control shown as an escape: ESC becomes ``\\x1b``.
+
+    Here, the lowest layer, because log lines carry outside text too (feed titles,
+    server replies); the CLI's tables use it as ``console.safe``."""
+    return _UNSAFE.sub(_escape, str(text))
 
 
 class TextFormatter(logging.Formatter):
@@ -87,8 +100,8 @@ class TextFormatter(logging.Formatter):
         prefix = f"{record.levelname.lower()}: "
         if run_id != "-":
             prefix += f"[{run_id}] "
-        # Messages carry outside text (feed titles, server replies): escaped, see report.safe.
-        text = prefix + _safe(record.getMessage())
+        # Messages carry outside text (feed titles, server replies): escaped, see safe.
+        text = prefix + safe(record.getMessage())
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

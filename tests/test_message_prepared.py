@@ -24,8 +24,8 @@ from digest.config import Config
 from digest.mail.clean import CleanMessage, clean_piece
 from digest.mail.headers import display_name, mailbox
 from digest.mail.message import PreparedMessage, personal_for, prepare
-from digest.mail.qp import qp_line, qp_text
 from digest.models import Personal, Rendered, Subscriber
+from digest.render.qp import qp_line, qp_text
 from digest.render.variant import personalise, render_variant
 from tests.test_render import NASTY, selection
 

@@ -21,8 +21,8 @@ from digest.config import Config
 from digest.errors import ConfigError
 from digest.mail import tokens
 from digest.mail.message import personal_for, prepare
-from digest.mail.qp import encoded_size
 from digest.models import Section, Selection, Story, Subscriber
+from digest.render.qp import encoded_size
 from digest.render.theme import contrast, palette
 from digest.render.variant import GMAIL_CLIP, html_part_size, personalise, render_variant
 from tests.test_render import DAY, NOW, article, personal, selection

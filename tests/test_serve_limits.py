@@ -221,7 +221,7 @@ def test_connections_beyond_the_cap_get_503_until_they_go(project: Path) -> None
 @pytest.fixture
 def held_file(project: Path) -> Iterator[Callable[[], None]]:
     """The subscribers folder flock-ed as `digest subscribers add` holds it (see
-    digest.ops.lock.folder_lock); call to release."""
+    digest.subscribers.lock.folder_lock); call to release."""
     fd = os.open(subscribers_file(project).parent, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

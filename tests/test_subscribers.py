@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from digest.errors import SubscriberError
+from digest.subscribers import edit as edits
 from digest.subscribers import roster as subs
 
 TOPICS = ("tech", "world")
@@ -64,13 +65,13 @@ def test_add_and_remove_keep_comments(tmp_path: Path) -> None:
     folder = tmp_path / "subscribers"
     path = write(folder, "subscribers.toml",
                  '# Our readers\n\n[[subscriber]]\nemail = "a@example.org"  # first!\n')
-    subs.add(folder, "Lin@Example.ORG", name="Lin", topics=["tech"], timezone="Asia/Tokyo")
+    edits.add(folder, "Lin@Example.ORG", name="Lin", topics=["tech"], timezone="Asia/Tokyo")
     text = path.read_text()
     assert "# Our readers" in text and "# first!" in text
     assert 'email = "lin@example.org"' in text
     with pytest.raises(SubscriberError, match="already subscribed"):
-        subs.add(folder, "lin@example.org")
-    subs.set_status(folder, "a@example.org", None)
+        edits.add(folder, "lin@example.org")
+    edits.set_status(folder, "a@example.org", None)
     roster = subs.load(folder, TOPICS)
     assert [s.email for s in roster.subscribers] == ["lin@example.org"]
     assert "# Our readers" in path.read_text()
@@ -81,7 +82,7 @@ def test_remove_unknown(tmp_path: Path) -> None:
     folder = tmp_path / "subscribers"
     write(folder, "s.toml", "")
     with pytest.raises(SubscriberError, match="not in any file"):
-        subs.set_status(folder, "ghost@example.org", None)
+        edits.set_status(folder, "ghost@example.org", None)
 
 
 def test_unknown_keys_types_and_dates_are_one_line_problems(tmp_path: Path) -> None:

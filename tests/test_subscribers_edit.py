@@ -57,7 +57,7 @@ def changed_lines(before: str, after: str) -> list[str]:
 
 def test_changing_a_status_changes_that_line_only(tmp_path: Path) -> None:
     folder, path = folder_with(tmp_path)
-    subs.set_status(folder, "ADA@example.org", "paused")
+    edits.set_status(folder, "ADA@example.org", "paused")
     after = path.read_text()
     # The value changes; the key's spacing and the comment after it stay.
     assert after == COMMENTED.replace('status  = "active"              # since 2024',
@@ -66,7 +66,7 @@ def test_changing_a_status_changes_that_line_only(tmp_path: Path) -> None:
 
 def test_adding_a_missing_key_goes_inside_the_right_entry(tmp_path: Path) -> None:
     folder, path = folder_with(tmp_path)
-    subs.set_status(folder, "bo@example.org", "unsubscribed")
+    edits.set_status(folder, "bo@example.org", "unsubscribed")
     after = path.read_text()
     assert changed_lines(COMMENTED, after) == ['+status = "unsubscribed"']
     lines = after.splitlines()
@@ -78,7 +78,7 @@ def test_adding_a_missing_key_goes_inside_the_right_entry(tmp_path: Path) -> Non
 
 def test_removing_an_entry_takes_its_own_comments_only(tmp_path: Path) -> None:
     folder, path = folder_with(tmp_path)
-    subs.set_status(folder, "bo@example.org", None)
+    edits.set_status(folder, "bo@example.org", None)
     after = path.read_text()
     removed = changed_lines(COMMENTED, after)
     assert all(ln.startswith("-") for ln in removed)
@@ -86,7 +86,7 @@ def test_removing_an_entry_takes_its_own_comments_only(tmp_path: Path) -> None:
     assert "# bo: ask about format" not in after
     assert after == COMMENTED.replace(COMMENTED[COMMENTED.index("# Bo joined"):
                                                 COMMENTED.index("# Cy is")], "")
-    subs.set_status(folder, "cy@example.org", None)  # the last one: no dangling blank line
+    edits.set_status(folder, "cy@example.org", None)  # the last one: no dangling blank line
     assert path.read_text().endswith('status  = "active"              # since 2024\n')
 
 
@@ -94,7 +94,7 @@ def test_add_appends_after_a_blank_line_and_changes_nothing_above(tmp_path: Path
     folder, path = folder_with(tmp_path, name="subscribers.toml")
     from datetime import date
 
-    subs.add(folder, "Lin@Example.ORG", name='Lin "L" Wu', topics=["tech"],
+    edits.add(folder, "Lin@Example.ORG", name='Lin "L" Wu', topics=["tech"],
              timezone="Asia/Tokyo", today=date(2026, 11, 27))
     after = path.read_text()
     assert after.startswith(COMMENTED)
@@ -104,19 +104,19 @@ def test_add_appends_after_a_blank_line_and_changes_nothing_above(tmp_path: Path
     lin = subs.load(folder, TOPICS).find("lin@example.org")
     assert lin is not None and lin.name == 'Lin "L" Wu' and lin.timezone == "Asia/Tokyo"
     with pytest.raises(SubscriberError, match="already subscribed"):
-        subs.add(folder, "lin@EXAMPLE.org")
+        edits.add(folder, "lin@EXAMPLE.org")
 
 
 def test_bom_crlf_and_file_mode_survive_an_edit(tmp_path: Path) -> None:
     crlf = COMMENTED.replace("\n", "\r\n").encode()
     folder, path = folder_with(tmp_path, data=edits.BOM + crlf)
     os.chmod(path, 0o640)
-    subs.set_status(folder, "cy@example.org", "active")
+    edits.set_status(folder, "cy@example.org", "active")
     raw = path.read_bytes()
     assert raw.startswith(edits.BOM)
     assert raw == edits.BOM + crlf.replace(b'status = "paused"', b'status = "active"')
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    subs.set_status(folder, "bo@example.org", "paused")
+    edits.set_status(folder, "bo@example.org", "paused")
     assert b'"world",  # only world news\r\n]\r\nstatus = "paused"\r\n' in path.read_bytes()
     assert not list(folder.glob(".*.tmp"))
 
@@ -165,12 +165,12 @@ def test_status_changes_in_every_list_holding_the_address(tmp_path: Path) -> Non
 def test_a_layout_it_cannot_edit_safely_is_refused(tmp_path: Path) -> None:
     folder, path = folder_with(tmp_path, 'subscriber = [{email = "ada@example.org"}]\n')
     with pytest.raises(SubscriberError, match="cannot edit safely"):
-        subs.set_status(folder, "ada@example.org", "paused")
+        edits.set_status(folder, "ada@example.org", "paused")
     assert path.read_text() == 'subscriber = [{email = "ada@example.org"}]\n'
 
 
 def test_list_names_cannot_escape_the_folder(tmp_path: Path) -> None:
     folder, _ = folder_with(tmp_path)
     with pytest.raises(SubscriberError, match="list name"):
-        subs.add(folder, "x@example.org", list_name="../etc/passwd")
+        edits.add(folder, "x@example.org", list_name="../etc/passwd")
     assert edits.list_path(folder, "friends.toml") == folder / "friends.toml"

@@ -16,10 +16,10 @@ import pytest
 
 from digest import config as configuration
 from digest import pipeline
-from digest.ops.lock import LockBusy, folder_lock
 from digest.subscribers import admin
 from digest.subscribers import edit as edits
 from digest.subscribers import roster as subs
+from digest.subscribers.lock import LockBusy, folder_lock
 from tests.peers import FeedServer, SmtpServer
 from tests.test_e2e import make_project
 

@@ -28,10 +28,10 @@ from datetime import date, datetime
 from functools import lru_cache
 
 from digest.config import Config
-from digest.mail import headers
+from digest.mail import fields, headers
 from digest.mail.clean import CleanMessage, clean_piece
-from digest.mail.qp import CRLF, SOFT, body_text, qp_line, qp_text
 from digest.models import MailFormat, Personal, Rendered, Subscriber
+from digest.render.qp import CRLF, SOFT, body_text, qp_line, qp_text
 from digest.render.variant import PLACEHOLDERS
 
 # --- the prepared message ---------------------------------------------------------
@@ -80,11 +80,9 @@ class PreparedMessage:
 
         A non-ASCII local part makes raw UTF-8 in To (RFC 6532): the send stage then
         uses SMTPUTF8. Every header line comes from ``digest.mail.headers``."""
-        from digest.mail import message as msgmod
-
         if message_id is None:
-            message_id = (msgmod.trial_message_id(self.config, self.day, subscriber.email, now)
-                          if self.test else msgmod.message_id(self.config, self.day,
+            message_id = (fields.trial_message_id(self.config, self.day, subscriber.email, now)
+                          if self.test else fields.message_id(self.config, self.day,
                                                               subscriber.email))
         raw = (personal.name, personal.email, personal.unsubscribe_url, personal.view_url)
         values: list[bytes] = [_qp_value(v) for v in raw]
@@ -126,14 +124,12 @@ def _merge(pieces: list[str | int]) -> tuple[bytes | int, ...]:
 def prepare(config: Config, rendered: Rendered, *, day: date, fmt: MailFormat,
             test: bool = False) -> PreparedMessage:
     """Build and encode one variant's message once, for :meth:`PreparedMessage.bytes_for`."""
-    from digest.mail import message as msgmod
-
     # The personal fields are slots, filled per subscriber by the same functions.
     probe = Subscriber(email="probe@example.org", name="Probe", format=fmt)
-    fields = headers.block(msgmod.header_values(
+    block = headers.block(fields.header_values(
         config, rendered, probe, unsubscribe=("https://x.invalid/u", "u@x.invalid"),
         now=datetime(2000, 1, 1).astimezone(), message_id="<probe@x.invalid>", test=test))
-    pieces: list[str | int] = [_HEADER_SLOT.get(name, text) for name, text in fields]
+    pieces: list[str | int] = [_HEADER_SLOT.get(name, text) for name, text in block]
     pieces.append(f"MIME-Version: 1.0{CRLF}")
     part_head = (f'Content-Type: text/{{}}; charset="utf-8"{CRLF}'
                  f"Content-Transfer-Encoding: quoted-printable{CRLF}")

@@ -12,6 +12,7 @@ from digest import console as report
 from digest import pipeline, runlog
 from digest.config import Config
 from digest.errors import DigestError
+from digest.files import write_atomic
 from digest.pipeline import RunReport
 from digest.rank import select as ranker
 from digest.render import variant as render
@@ -76,8 +77,6 @@ def _dry_run(config: Config, store: pipeline.Store, people: list[pipeline.Subscr
 
 def render_today(config: Config, out_dir: Path, email: str | None) -> list[Path]:
     """`digest render`: today's edition (or one subscriber's copy) as files."""
-    from digest.files import write_copy
-
     now = pipeline.utcnow()
     store = pipeline.open_store(config)
     try:
@@ -119,3 +118,18 @@ def run_now(config: Config) -> RunReport:
     if result.send.failed:
         raise DigestError(f"{result.send.failed} recipients failed permanently (see above)")
     return result
+
+
+def write_copy(copy: pipeline.Copy, out_dir: Path) -> list[Path]:
+    """digest.mjml (Jinja output before compiling), digest.html, digest.txt, digest.eml."""
+    files = {
+        "digest.mjml": copy.rendered.mjml.encode(),
+        "digest.html": copy.html.encode(),
+        "digest.txt": copy.text.encode(),
+        "digest.eml": copy.eml,
+    }
+    written = []
+    for name, data in files.items():
+        write_atomic(out_dir / name, data)
+        written.append(out_dir / name)
+    return written

@@ -3,6 +3,9 @@ with --explain each story's score components and member articles."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from rich.console import Console
 from rich.text import Text
 
@@ -72,3 +75,26 @@ def show(ranked: Ranked, *, every: bool = False, explain: bool = False) -> None:
     if not sel.stories:
         console.print("nothing new to select: every story was in an earlier digest "
                       "(`digest rank --all` lists them)")
+
+
+def story_json(story: Story, sections: Sequence[str]) -> dict[str, Any]:
+    return {
+        "title": story.lead.title,
+        "url": story.lead.url,
+        "source": story.lead.source,
+        "score": story.score,
+        "components": dict(story.reasons),
+        "topics": list(story.topics),
+        "sections": list(sections),
+        "articles": [{"url": a.url, "title": a.title, "source": a.source,
+                      "published": a.published.isoformat()} for a in story.articles],
+    }
+
+
+def rank_json(ranked: Ranked, *, every: bool = False) -> list[dict[str, Any]]:
+    where: dict[int, list[str]] = {}
+    for section in ranked.selection.sections:
+        for story in section.stories:
+            where.setdefault(id(story), []).append(section.title)
+    stories = ranked.stories if every else ranked.selection.stories
+    return [story_json(s, where.get(id(s), [])) for s in stories]

@@ -24,8 +24,8 @@ import jinja2
 from markupsafe import Markup
 
 from digest.config import Config
-from digest.mail.qp import encoded_size
 from digest.models import Article, Personal, Rendered, Section, Selection, Story
+from digest.render.qp import encoded_size
 from digest.render.strings import STRINGS, format_date
 from digest.render.templating import MJML_TAGS, check_mjml_tags, compile_mjml, render_jinja
 from digest.render.theme import palette

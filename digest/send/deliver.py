@@ -27,9 +27,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from email.message import EmailMessage
 from email.utils import parseaddr
 
 from digest.config import Config
@@ -40,25 +38,13 @@ from digest.send import pool
 from digest.send import run as sendrun
 from digest.send.pool import message_bytes
 from digest.send.ratelimit import RateLimiter
-from digest.send.run import backoff
+from digest.send.run import Outgoing, backoff
 from digest.store.facade import Store
 
 __all__ = ["Outgoing", "backoff", "check", "deliver", "deliver_sync", "is_dead",
            "message_bytes", "smtp_password"]
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One message to send: the journal key and a builder called just before sending.
-
-    ``build`` returns the complete message as CRLF bytes (the fast path: a prepared
-    variant with this subscriber spliced in) or as an EmailMessage.
-    """
-
-    email: str
-    build: Callable[[], bytes | EmailMessage]
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)

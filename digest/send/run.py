@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from email.message import EmailMessage
+from typing import Any, TypeVar
 
 import aiosmtplib
 
@@ -26,9 +27,6 @@ from digest.send import pool
 from digest.send.ratelimit import RateLimiter
 from digest.store.facade import Finished, Store
 
-if TYPE_CHECKING:
-    from digest.send.deliver import Outgoing
-
 log = logging.getLogger("digest.send.deliver")
 
 BACKOFF_MAX = timedelta(hours=6)
@@ -38,6 +36,18 @@ CLAIM_BATCH = 16  # rows claimed per journal transaction
 FLUSH_AFTER = 0.005
 
 _T = TypeVar("_T")
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to send: the journal key and a builder called just before sending.
+
+    ``build`` returns the complete message as CRLF bytes (the fast path: a prepared
+    variant with this subscriber spliced in) or as an EmailMessage.
+    """
+
+    email: str
+    build: Callable[[], bytes | EmailMessage]
+
 
 @dataclass
 class Job:

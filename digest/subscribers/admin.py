@@ -16,11 +16,11 @@ from pathlib import Path
 
 from digest.config import Config
 from digest.errors import DigestError, SubscriberError
-from digest.ops.lock import LOCK_WAIT_SECONDS
 from digest.store.facade import Store
 from digest.subscribers import edit as edits
 from digest.subscribers import roster as subs
 from digest.subscribers import sync
+from digest.subscribers.lock import LOCK_WAIT_SECONDS
 
 log = logging.getLogger(__name__)
 

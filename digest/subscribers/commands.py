@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from digest import pipeline
 from digest.config import Config
 from digest.errors import DigestError, SubscriberError
 from digest.files import write_atomic
+from digest.store.facade import Store
 from digest.subscribers import admin, sync
 from digest.subscribers import csv as table_io
 from digest.subscribers import edit as edits
@@ -49,11 +49,11 @@ def add(config: Config, email: str, *, name: str, topics: str, timezone: str | N
     if unknown:
         raise DigestError(f"unknown topic {unknown[0]!r}",
                           hint=f"known topics: {', '.join(config.topics)}")
-    path = subs.add(config.subscribers_dir, email, name=name, topics=wanted, timezone=timezone,
+    path = edits.add(config.subscribers_dir, email, name=name, topics=wanted, timezone=timezone,
                     list_name=list_name, format="text" if fmt == "text" else "html")
     address = subs.normalise_email(email)
     click.echo(f"added {address} to {_rel(path)}")
-    store = pipeline.open_store(config)
+    store = Store.open(config.db_path)
     try:
         suppressed = store.suppression(address)
     finally:
@@ -66,7 +66,7 @@ def add(config: Config, email: str, *, name: str, topics: str, timezone: str | N
 
 def check(config: Config, *, fix: bool = False) -> None:
     """Print every problem and note; exit 1 if there are problems."""
-    store = pipeline.open_store(config)
+    store = Store.open(config.db_path)
     try:
         result = admin.check(config, store, fix=fix)
     finally:
@@ -88,7 +88,7 @@ def set_status(config: Config, email: str, status: str) -> None:
     if status == "paused":
         paths = admin.pause(config, address)
     else:
-        store = pipeline.open_store(config)
+        store = Store.open(config.db_path)
         try:
             paths = admin.resume(config, store, address)
         finally:
@@ -104,7 +104,7 @@ def remove(config: Config, email: str) -> None:
 
 
 def unsubscribe(config: Config, email: str) -> None:
-    store = pipeline.open_store(config)
+    store = Store.open(config.db_path)
     try:
         done = admin.unsubscribe(config, store, email, reason="cli")
     finally:
@@ -124,7 +124,7 @@ def unsubscribe(config: Config, email: str) -> None:
 
 
 def resubscribe(config: Config, email: str) -> None:
-    store = pipeline.open_store(config)
+    store = Store.open(config.db_path)
     try:
         lifted, paths = admin.resubscribe(config, store, subs.normalise_email(email))
     finally:
@@ -139,7 +139,7 @@ def resubscribe(config: Config, email: str) -> None:
 
 
 def import_csv(config: Config, source: Path, *, dry_run: bool, list_name: str | None) -> None:
-    store = pipeline.open_store(config)
+    store = Store.open(config.db_path)
     try:
         current = roster(config)
         target = edits.list_path(config.subscribers_dir, list_name)
@@ -165,7 +165,7 @@ def import_csv(config: Config, source: Path, *, dry_run: bool, list_name: str | 
 
 
 def export(config: Config, fmt: str, out: Path | None) -> None:
-    store = pipeline.open_store(config)
+    store = Store.open(config.db_path)
     try:
         rows = table_io.export_rows(roster(config), store.suppressed())
     finally:

@@ -23,8 +23,8 @@ from typing import Any
 
 from digest.errors import SubscriberError
 from digest.models import Subscriber
-from digest.ops.lock import folder_lock
 from digest.subscribers.edit import append_entry, edit
+from digest.subscribers.lock import folder_lock
 from digest.subscribers.roster import Roster, load, refuse_broken, validate_entry
 
 # Column name (lower case, '_' and '-' read as spaces) -> field.

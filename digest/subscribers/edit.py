@@ -13,7 +13,7 @@ refuse to overwrite a file that changed since it was read: an editor's save in
 between is never lost. Digest processes (`digest serve` recording an unsubscribe
 while someone runs `digest subscribers add`) edit one after another: every
 read-check-write, from reading the file to renaming the new one into place, runs
-inside the folder's lock (digest.ops.lock.folder_lock), and a writer waits for it up to
+inside the folder's lock (digest.subscribers.lock.folder_lock), and a writer waits for it up to
 LOCK_WAIT_SECONDS.
 """
 
@@ -34,7 +34,7 @@ import tomlkit
 from digest.errors import SubscriberError
 from digest.files import write_atomic
 from digest.models import MailFormat, SubscriberStatus
-from digest.ops.lock import LOCK_WAIT_SECONDS, folder_lock
+from digest.subscribers.lock import LOCK_WAIT_SECONDS, folder_lock
 from digest.subscribers.roster import (
     DEFAULT_FILE,
     check_timezone,

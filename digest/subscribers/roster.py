@@ -382,25 +382,3 @@ def _added(value: Any) -> date | None:
         except ValueError:
             pass
     raise SubscriberError(f"{value!r} is not a date; write 2026-01-31")
-
-
-# -- editing (kept here so `subscribers.add` and friends stay where callers found them) --
-
-def add(folder: Path, email: str, *, name: str = "", topics: Sequence[str] = (),
-        timezone: str | None = None, list_name: str | None = None,
-        today: date | None = None, format: MailFormat = "html") -> Path:
-    """Append a subscriber to a list file (created if needed); refuse duplicates."""
-    from digest.subscribers.edit import add as add_entry
-
-    return add_entry(folder, email, name=name, topics=topics, timezone=timezone,
-                                list_name=list_name, today=today, format=format)
-
-
-def set_status(folder: Path, email: str, status: SubscriberStatus | None) -> Path:
-    """Change a subscriber's status in every file; ``None`` removes the entries.
-
-    Returns the first file changed; raises SubscriberError if the address is in none.
-    """
-    from digest.subscribers.edit import set_status as set_all
-
-    return set_all(folder, email, status)[0]

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.ops.lock import LOCK_WAIT_SECONDS, folder_lock
 from digest.store.facade import Store
 from digest.subscribers import edit as edits
 from digest.subscribers import roster as subs
 from digest.subscribers.last_good import copies_for
+from digest.subscribers.lock import LOCK_WAIT_SECONDS, folder_lock
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,11 @@
-"""The preview page: a View (or an error) -> HTML, through preview_page.html."""
+"""The preview page: a View (or an error) -> HTML, through page.html (behaviour: page.js)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import jinja2
 from starlette.requests import Request
@@ -13,13 +15,15 @@ from digest.errors import DigestError
 from digest.models import Subscriber
 
 if TYPE_CHECKING:
-    from digest.web.preview import Live, View
+    from digest.web.live import Live, View
+
+HERE = Path(__file__).parent  # page.html and page.js
+WIDTHS = {"desktop": 700, "mobile": 375}
+TABS = {"html": "HTML", "text": "Text", "raw": "Raw message"}
 
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    from digest.web.preview import HERE
-
     return jinja2.Environment(loader=jinja2.FileSystemLoader(HERE), autoescape=True,
                               trim_blocks=True, lstrip_blocks=True,
                               undefined=jinja2.StrictUndefined)
@@ -67,8 +71,6 @@ def _days(view: View | None, config_today: str) -> list[dict[str, Any]]:
 
 def render_page(live: Live, request: Request, view: View | None, *,
                 error: dict[str, Any] | None = None) -> str:
-    from digest.web.preview import TABS, WIDTHS, frame_query
-
     config = live.config
     q = request.query_params
     width = q.get("width") if q.get("width") in WIDTHS else "desktop"
@@ -113,3 +115,12 @@ def render_page(live: Live, request: Request, view: View | None, *,
 
 
 __all__ = ["render_page"]
+
+
+def frame_query(view: View, *, dark: bool) -> str:
+    params = {"subscriber": view.copy.subscriber.email if view.copy else ""}
+    if view.day != view.today:
+        params["day"] = view.day.isoformat()
+    if dark:
+        params["dark"] = "1"
+    return urlencode({k: v for k, v in params.items() if v}, safe="@")

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import uvicorn
 from starlette.applications import Starlette
@@ -50,12 +49,10 @@ from digest.subscribers import roster as subs
 from digest.web import checks
 from digest.web import send_test as preview_send
 from digest.web.live import BadRequest, Live, View, fingerprint
+from digest.web.page import HERE, render_page
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).parent
-WIDTHS = {"desktop": 700, "mobile": 375}
-TABS = {"html": "HTML", "text": "Text", "raw": "Raw message"}
 html_part_size = checks.html_part_size  # kept here too: older callers import it from preview
 
 # What a preview response must never do: run script from feed content. The
@@ -216,8 +213,6 @@ def _part(live: Live, request: Request, kind: str) -> Response:
 
 
 def _index(live: Live, request: Request) -> Response:
-    from digest.web.page import render_page
-
     try:
         view = _view(live, request)
     except DigestError as e:
@@ -294,15 +289,6 @@ async def _send_test(live: Live, request: Request) -> Response:
             e, BadRequest | subs.SubscriberError) else 502)
     return JSONResponse({"ok": True, "detail": sent.describe(), "to": sent.to,
                          "subject": sent.subject})
-
-
-def frame_query(view: View, *, dark: bool) -> str:
-    params = {"subscriber": view.copy.subscriber.email if view.copy else ""}
-    if view.day != view.today:
-        params["day"] = view.day.isoformat()
-    if dark:
-        params["dark"] = "1"
-    return urlencode({k: v for k, v in params.items() if v}, safe="@")
 
 
 # -- serving ---------------------------------------------------------------------------
