@@ -25,6 +25,7 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check digest tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Each benchmark prints its figures and a ratio against a baseline run in the same process.
 bench: $(VENV)/.installed-test

@@ -1,4 +1,4 @@
-"""Start one of digest's helper processes (``python -m digest.<name>``) with pipes.
+"""Start one of digest's helper processes (``python -m digest.<package>.<name>``) with pipes.
 
 The DKIM signer and the embedding worker run beside the main process, each a plain
 interpreter that imports only what it needs. (The feed parsers are forks of the

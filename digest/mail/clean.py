@@ -1,7 +1,7 @@
 """Message bytes whose wire form is known by construction.
 
 A 70 KB digest would otherwise be scanned three more times per subscriber: for
-bare line ends (``smtp_pool.crlf``), for lines starting with '.' (SMTP
+bare line ends (``send.pool.crlf``), for lines starting with '.' (SMTP
 dot-stuffing) and for runs of blanks (DKIM's relaxed body form). Together that
 is ~0.4 ms a message, a third of what sending one costs. ``digest.mail.mime`` builds
 its messages from pieces it checks once per variant (and a subscriber's few

@@ -2,10 +2,10 @@
 
 The page shows the real personalised copy (``pipeline.copy_for``, the same code
 `digest render` and `digest send` use) in a sandboxed frame, with its text part,
-raw message and checks (preview_checks). ``Live`` (preview_live) watches the
+raw message and checks (web.checks). ``Live`` (web.live) watches the
 templates, subscribers and config.toml and bumps a version; /events pushes it to
 every open page over server-sent events, and the page reloads itself. The page
-is preview_page.{py,html,js}; "send a test" is preview_send.
+is web/page.{py,html,js}; "send a test" is web.send_test.
 """
 
 from __future__ import annotations

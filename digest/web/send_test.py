@@ -77,7 +77,7 @@ async def deliver_test(config: Config, message: bytes, to: str,
     """Send one message outside the journal; the server's reply, or DeliveryError.
 
     The bytes go out as a real send's do (CRLF, DKIM-signed when configured,
-    through smtp_pool's connection and transaction); only the journal is left out.
+    through send.pool's connection and transaction); only the journal is left out.
     """
     sender_address = parseaddr(config.newsletter.from_address)[1]
     signer = dkim.load(config)
