@@ -29,7 +29,7 @@ lint: $(VENV)/.installed-test
 
 # Each benchmark prints its figures and a ratio against a baseline run in the same process.
 bench: $(VENV)/.installed-test
-	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -41,7 +41,7 @@ import tomlkit  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
-from bench.naive import naive_message  # noqa: E402
+from bench._naive import naive_message  # noqa: E402
 from digest import config as config_mod  # noqa: E402
 from digest import pipeline  # noqa: E402
 from digest.mail.message import personal_for, prepare  # noqa: E402
