@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 from bench.naive import naive_message  # noqa: E402
 from digest import config as config_mod  # noqa: E402
 from digest.mail.message import personal_for, prepare  # noqa: E402
-from digest.render.qp import encoded_size  # noqa: E402
 from digest.models import Article, Section, Selection, Story, Subscriber  # noqa: E402
+from digest.render.qp import encoded_size  # noqa: E402
 from digest.render.variant import render_variant  # noqa: E402
 
 DAY = date(2026, 11, 27)
