@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from digest import config as config_mod  # noqa: E402
-from digest.rank import cluster, embed  # noqa: E402
+from digest.rank import candidates, cluster, embed, merge, pairscore  # noqa: E402
 from digest.rank import select as rank  # noqa: E402
 from digest.rank import signatures as textsig  # noqa: E402
 from tests.clusterset import pairwise, synthetic_day  # noqa: E402
@@ -54,18 +54,18 @@ def cold() -> None:
         f.cache_clear()
 
 
-def blocked_pairs_stage(day: cluster._Day) -> list[list[int]]:
+def blocked_pairs_stage(day: pairscore.Day) -> list[list[int]]:
     """What cluster.cluster does after reading the articles: candidates, scores, links."""
-    i, j, lexnum, keynum = cluster._blocked_pairs(day)
-    i, j, lexnum, keynum = cluster._add_lsh_pairs(day, i, j, lexnum, keynum)
-    return cluster._link(day, i, j, cluster._score_pairs(day, i, j, lexnum, keynum))
+    i, j, lexnum, keynum = candidates.blocked_pairs(day)
+    i, j, lexnum, keynum = candidates.add_lsh_pairs(day, i, j, lexnum, keynum)
+    return merge.link(day, i, j, pairscore.score_pairs(day, i, j, lexnum, keynum))
 
 
-def naive_pairs_stage(day: cluster._Day) -> list[list[int]]:
+def naive_pairs_stage(day: pairscore.Day) -> list[list[int]]:
     """The same scores for every pair of the day, then the same linking."""
     n = len(day.sigs)
     # Word and name overlap of every pair that shares any (rarer) word: the rest is 0.
-    bi, bj, lexnum, keynum = cluster._blocked_pairs(day, min_lex=-1.0)
+    bi, bj, lexnum, keynum = candidates.blocked_pairs(day, min_lex=-1.0)
     keep_i, keep_j, keep_s = [], [], []
     cols = np.arange(n)
     step = 512
@@ -82,17 +82,17 @@ def naive_pairs_stage(day: cluster._Day) -> list[list[int]]:
         lex = lx[r, j] / np.maximum(day.norm[i] * day.norm[j], 1e-9)
         names = 2 * ky[r, j] / np.maximum(day.key_mass[i] + day.key_mass[j], 1e-9)
         dt = np.abs(day.hours[i] - day.hours[j])
-        s = cluster._combine(cos[r, j], lex, names, dt,
-                             day.english[i] & day.english[j], day.feed[i] == day.feed[j])
-        s[dt > cluster.WINDOW_HOURS] = -1.0
+        s = pairscore.combine(cos[r, j], lex, names, dt,
+                              day.english[i] & day.english[j], day.feed[i] == day.feed[j])
+        s[dt > pairscore.WINDOW_HOURS] = -1.0
         for k in np.flatnonzero(s >= 0):
-            s[k] -= cluster.penalty(day.sigs[i[k]], day.sigs[j[k]])
+            s[k] -= pairscore.penalty(day.sigs[i[k]], day.sigs[j[k]])
         keep = s >= 0
         keep_i.append(i[keep])
         keep_j.append(j[keep])
         keep_s.append(s[keep])
-    return cluster._link(day, np.concatenate(keep_i), np.concatenate(keep_j),
-                         np.concatenate(keep_s))
+    return merge.link(day, np.concatenate(keep_i), np.concatenate(keep_j),
+                      np.concatenate(keep_s))
 
 
 def main() -> None:
@@ -144,7 +144,7 @@ def main() -> None:
     cold()
     with cluster.paused_gc():  # as rank.rank runs, for both paths alike
         started = time.perf_counter()
-        prepared = cluster._prepare(list(base.articles))
+        prepared = cluster.prepare(list(base.articles))
         reading = time.perf_counter() - started
         started = time.perf_counter()
         fast_groups = blocked_pairs_stage(prepared)

@@ -1,13 +1,12 @@
 """Selection -> Rendered: Jinja2 fills the MJML template, mjml-python compiles it once.
 
 A variant is rendered with placeholder tokens where personal data goes; each
-subscriber's copy is then :func:`personalise`, a handful of ``str.replace`` calls
-(microseconds) instead of a Jinja render plus MJML compile (milliseconds).
+subscriber's copy is then :func:`digest.render.personal.personalise` (microseconds)
+instead of a Jinja render plus MJML compile (milliseconds).
 """
 
 from __future__ import annotations
 
-import html as htmllib
 import logging
 import math
 import re
@@ -24,7 +23,8 @@ import jinja2
 from markupsafe import Markup
 
 from digest.config import Config
-from digest.models import Article, Personal, Rendered, Section, Selection, Story
+from digest.models import Article, Rendered, Section, Selection, Story
+from digest.render.personal import PLACEHOLDERS, TOKEN_MARK, personalise
 from digest.render.qp import encoded_size
 from digest.render.strings import STRINGS, format_date
 from digest.render.templating import MJML_TAGS, check_mjml_tags, compile_mjml, render_jinja
@@ -33,25 +33,14 @@ from digest.render.theme import palette
 log = logging.getLogger(__name__)
 
 # Re-exported: callers and user-facing docs know them as digest.render.variant.*
-__all__ = ["MJML_TAGS", "STRINGS", "check_mjml_tags", "format_date", "render_variant"]
+__all__ = ["MJML_TAGS", "PLACEHOLDERS", "STRINGS", "check_mjml_tags", "format_date",
+           "personalise", "render_variant"]
 
 # Gmail hides everything past ~102 KB of a message's HTML part behind "[Message
 # clipped]" (the footer with its unsubscribe link first). The budget is the encoded
 # part with room for the longest personal values (address, unsubscribe URL).
 GMAIL_CLIP = 102_000
 PERSONAL_HEADROOM = 2_000
-
-# Tokens stand in for personal data in a rendered variant. Letters, digits and
-# underscores only: Jinja autoescape, MJML, URL contexts and quoted-printable all
-# leave them byte for byte alone. Feed text can never smuggle one in: render_variant
-# strips them from every article field before the template sees it.
-PLACEHOLDERS: dict[str, str] = {
-    "name": "__dgst_name_7c1f__",
-    "email": "__dgst_email_7c1f__",
-    "unsubscribe_url": "__dgst_unsub_7c1f__",
-    "view_url": "__dgst_view_7c1f__",
-}
-_TOKEN_MARK = "__dgst_"
 
 # Most inboxes cut a subject after about 78 characters and show about 130 of the
 # preheader; `digest preview` warns past the same limits.
@@ -154,7 +143,7 @@ def _clean_article(a: Article) -> Article:
     texts = (a.source, a.url, a.title, a.summary, a.content_html, a.author or "", a.image or "")
     url, image = safe_url(a.url), safe_url(a.image) or None
     if url == a.url and image == a.image and not any(
-            _TOKEN_MARK in t or _CONTROLS.search(t) for t in texts):
+            TOKEN_MARK in t or _CONTROLS.search(t) for t in texts):
         return a
     s = _strip_tokens
     return replace(
@@ -352,31 +341,6 @@ def _tidy_text(text: str) -> str:
         if line or (out and out[-1]):
             out.append(line)
     return "\n".join(out).strip("\n") + "\n"
-
-
-_TOKEN_SPLIT = re.compile("(" + "|".join(map(re.escape, PLACEHOLDERS.values())) + ")")
-_FIELD_OF = {token: name for name, token in PLACEHOLDERS.items()}
-
-
-@lru_cache(maxsize=64)
-def _segments(s: str) -> tuple[str, ...]:
-    # Split once per variant: odd items are tokens. The cache key is the str itself
-    # (its hash is cached on the object), so later calls cost a dict lookup, and a
-    # personalise is then one join instead of eight scans of ~60 KB.
-    return tuple(_TOKEN_SPLIT.split(s))
-
-
-def _fill(s: str, values: dict[str, str]) -> str:
-    parts = list(_segments(s))
-    parts[1::2] = [values[t] for t in parts[1::2]]
-    return "".join(parts)
-
-
-def personalise(rendered: Rendered, personal: Personal) -> tuple[str, str]:
-    """(html, text) for one subscriber: tokens replaced, escaped in the HTML only."""
-    raw = {token: getattr(personal, name) for token, name in _FIELD_OF.items()}
-    escaped = {token: htmllib.escape(v, quote=True) for token, v in raw.items()}
-    return _fill(rendered.html, escaped), _fill(rendered.text, raw)
 
 
 def sample_selection(day: date) -> Selection:

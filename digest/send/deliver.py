@@ -34,7 +34,7 @@ from digest.config import Config
 from digest.errors import DeliveryError
 from digest.mail import dkim
 from digest.models import Delivery, SendReport
-from digest.send import pool
+from digest.send import pool, tasks
 from digest.send import run as sendrun
 from digest.send.pool import message_bytes
 from digest.send.ratelimit import RateLimiter
@@ -130,7 +130,7 @@ async def deliver(config: Config, store: Store, day: date, outgoing: Iterable[Ou
         if orphans:
             log.warning("%s messages were left mid-send by a sender that stopped; retrying "
                         "them (the server may already have some of them)", orphans)
-        await sendrun.run_all(run, iter(outgoing))
+        await tasks.run_all(run, iter(outgoing))
     finally:
         if run.signer is not None:
             await run.signer.close()

@@ -1,0 +1,83 @@
+"""Merging scored pairs into groups: average-link agglomeration, best pair first.
+
+Two groups join only while the *average* score over every pair across them stays
+≥ LINK (and not much below either group's own), so one loose link cannot chain
+two events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digest.rank.pairscore import Day
+
+LINK = 0.0  # average score two groups need to merge
+GAP = 0.1  # ...and no less than this below the average inside either group
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A label per article, the same for two articles joined by a path of (a, b) edges."""
+    label = np.arange(n)
+    while True:
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]  # and follow each label to its own label
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
+def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[list[int]]:
+    """Average-link agglomeration, best pair first, only over pairs scoring ≥ 0."""
+    n = len(day.sigs)
+    # Groups only ever grow along pairs scoring ≥ 0, so only pairs inside one
+    # connected part of those can be looked up while groups are compared.
+    part = _components(n, i[scores >= 0], j[scores >= 0])
+    kept = part[i] == part[j]
+    table = dict(zip((i[kept] * n + j[kept]).tolist(), scores[kept].tolist(), strict=True))
+    score = day.scorer()
+
+    def pair(x: int, y: int) -> float:
+        if x > y:
+            x, y = y, x
+        code = x * n + y
+        got = table.get(code)
+        if got is None:  # a pair blocking did not propose: scored once, here
+            got = table[code] = score(x, y)
+        return got
+
+    cohesions: dict[int, float] = {}  # by group owner, dropped when the group grows
+
+    def cohesion(owner_id: int) -> float:
+        got = cohesions.get(owner_id)
+        if got is None:
+            group = members[owner_id]
+            pairs = [(x, y) for pos, x in enumerate(group) for y in group[pos + 1:]]
+            got = cohesions[owner_id] = sum(pair(x, y) for x, y in pairs) / len(pairs)
+        return got
+
+    members: dict[int, list[int]] = {k: [k] for k in range(n)}
+    owner = list(range(n))
+    ranked = np.flatnonzero(scores >= 0)
+    ranked = ranked[np.argsort(-scores[ranked], kind="stable")]  # the best first, down to 0
+    for x0, y0 in zip(i[ranked].tolist(), j[ranked].tolist(), strict=True):
+        a, b = owner[x0], owner[y0]
+        if a == b:
+            continue
+        ga, gb = members[a], members[b]
+        if len(ga) * len(gb) > 1:
+            cross = sum(pair(x, y) for x in ga for y in gb) / (len(ga) * len(gb))
+            if cross < LINK:
+                continue
+            if min(len(ga), len(gb)) > 1 and cross < min(cohesion(a), cohesion(b)) - GAP:
+                continue  # two tight groups that are much less alike than each is inside
+        if len(ga) < len(gb):
+            a, b, ga, gb = b, a, gb, ga
+        for x in gb:
+            owner[x] = a
+        ga.extend(members.pop(b))
+        cohesions.pop(a, None)
+        cohesions.pop(b, None)
+    return list(members.values())

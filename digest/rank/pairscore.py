@@ -1,0 +1,192 @@
+"""The pair score: how alike two of the day's articles are, as one number.
+
+``Day`` holds the day's evidence, computed once (signatures, word and name IDF,
+centred sentence vectors, times, feeds); ``score_pairs`` scores the candidate
+pairs in bulk, ``Day.scorer`` one pair at a time, ``penalty`` is the
+contradiction check both subtract. The formula and why each signal is there:
+see ``digest.rank.cluster``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from digest.models import Article
+from digest.rank.background import MEAN
+from digest.rank.embed import Pending
+from digest.rank.signatures import Reading, Signature, read
+from digest.rank.threads import in_two_threads
+
+# Pair score weights (see digest.rank.cluster). Set on tests/data/clustering/.
+W_COS = 1.0
+W_LEX = 0.4
+W_KEY = 0.0
+W_LEX_CROSS = 1.2  # either article not English: no vectors, words and names decide
+W_KEY_CROSS = 0.9
+W_CONFLICT = 0.12
+W_NUMBERS = 0.3
+VETO = 1.0
+W_HOURS = 0.25
+# One outlet rarely runs two pieces on one event in a day unless one updates the
+# other; two of its pieces on one subject (the same telescope, security flaws)
+# are usually two stories. Updates clear this easily.
+W_SAME_FEED = 0.1
+BIAS = -0.25
+BIAS_CROSS = -0.3
+
+BACKGROUND_WEIGHT = 40  # articles' worth of weight the typical day's mean gets
+WINDOW_HOURS = 36.0  # reports further apart than this are not one event
+MAX_POSTING = 30  # a word in more articles than this is too common to block on
+
+
+@dataclass
+class Day:
+    """Everything pair scoring needs, computed once for the day."""
+
+    sigs: list[Signature]
+    reading: Reading  # the same words and names as arrays
+    vec: np.ndarray  # n × d, centred, unit length
+    english: np.ndarray  # n bools
+    hours: np.ndarray  # n floats, publication time
+    feed: np.ndarray  # n ints, which feed each article came from
+    idf: dict[str, float]
+    df: dict[str, int]
+    idf_of: np.ndarray  # the same, by word id
+    df_of: np.ndarray
+    norm: np.ndarray  # sqrt(Σ idf²) over each article's words
+    key_mass: np.ndarray  # Σ idf over each article's names and numbers
+    cap: int
+
+    def score(self, i: int, j: int) -> float:
+        """The pair score, computed directly (for pairs blocking did not propose)."""
+        return self.scorer()(i, j)
+
+    def scorer(self) -> Callable[[int, int], float]:
+        """``score`` as a function with the day bound in (linking calls it for
+        thousands of pairs, one at a time): plain lists, each word's IDF with
+        the too-common words (not blocked on) at zero."""
+        rare = {w: (v if self.df[w] <= self.cap else 0.0) for w, v in self.idf.items()}
+        idf, idf2 = rare.__getitem__, {w: v * v for w, v in rare.items()}.__getitem__
+        sigs, rows = self.sigs, list(self.vec)
+        hours, english, feed = self.hours.tolist(), self.english.tolist(), self.feed.tolist()
+        norm, mass = self.norm.tolist(), self.key_mass.tolist()
+
+        def score(i: int, j: int) -> float:
+            a, b = sigs[i], sigs[j]
+            dt = abs(hours[i] - hours[j])
+            if dt > WINDOW_HOURS:
+                return -1.0
+            lex = sum(map(idf2, a.words & b.words)) / (norm[i] * norm[j] or 1.0)
+            names = 2 * sum(map(idf, a.keys & b.keys)) / ((mass[i] + mass[j]) or 1.0)
+            if english[i] and english[j]:
+                base = W_COS * float(rows[i] @ rows[j]) + W_LEX * lex + W_KEY * names + BIAS
+            else:
+                base = W_LEX_CROSS * lex + W_KEY_CROSS * names + BIAS_CROSS
+            same = W_SAME_FEED if feed[i] == feed[j] else 0.0
+            return base - W_HOURS * dt / 24.0 - same - penalty(a, b)
+
+        return score
+
+
+def penalty(a: Signature, b: Signature) -> float:
+    """The contradiction penalty: each headline names something (a place, a
+    figure) the other text never mentions — "6.8 quake in Chile" vs "6.1 quake
+    off Hokkaido" — and more when both headlines carry figures and share none."""
+    found = W_CONFLICT if a.title_keys - b.words and b.title_keys - a.words else 0.0
+    if a.title_numbers and b.title_numbers and not (a.title_numbers & b.words
+                                                    or b.title_numbers & a.words):
+        # "rate cut to 3.75%" vs "rate held at 2%", "beat City 3-1" vs "drew 0-0":
+        # figures in both headlines that the other never mentions. With a name
+        # in common it may be an update ("death toll rises to 12"); without one
+        # it is another event told from the same template.
+        found += W_NUMBERS if a.keys & b.keys else VETO
+    return found
+
+
+def combine(cos: np.ndarray, lex: np.ndarray, names: np.ndarray, dt: np.ndarray,
+            english: np.ndarray, same_feed: np.ndarray) -> np.ndarray:
+    """The weighted sum for arrays of pairs, before the window and the penalty."""
+    same_lang = W_COS * cos + W_LEX * lex + W_KEY * names + BIAS
+    cross = W_LEX_CROSS * lex + W_KEY_CROSS * names + BIAS_CROSS
+    return np.where(english, same_lang, cross) - W_HOURS * dt / 24.0 - W_SAME_FEED * same_feed
+
+
+def prepare_words(articles: Sequence[Article], given: Reading | Sequence[Signature] | None,
+                  vectors: Pending) -> Day:
+    """The day without its vectors (``take_vectors`` adds them): the blocking
+    needs only this, so it can run while the vectors are still being made."""
+    if given is None:
+        reading = read(articles, vectors.texts)
+    else:
+        reading = given if isinstance(given, Reading) else Reading.of(given)
+    sigs = reading.sigs
+    n = len(sigs)
+    english = np.array([s.lang == "en" for s in sigs])
+    df_of = np.bincount(reading.word_id, minlength=len(reading.vocab))
+    # +10: in a small day every word is "rare"; this keeps IDF from overrating them.
+    idf_of = np.log((n + 10) / (df_of + 0.5))
+    present = np.flatnonzero(df_of)
+    words = [reading.vocab[k] for k in present.tolist()]
+    idf = dict(zip(words, idf_of[present].tolist(), strict=True))
+    df = dict(zip(words, df_of[present].tolist(), strict=True))
+    # Per-article sums by bincount (in word order within each article).
+    norm = np.sqrt(np.bincount(reading.word_art, weights=idf_of[reading.word_id] ** 2,
+                               minlength=n))
+    key_mass = np.bincount(reading.key_art, weights=idf_of[reading.key_id], minlength=n)
+    hours = np.array([a.published.timestamp() / 3600.0 for a in articles])
+    feed_ids: dict[str, int] = {}
+    feed = np.array([feed_ids.setdefault(a.feed_url, len(feed_ids)) for a in articles])
+    return Day(sigs=sigs, reading=reading, vec=np.zeros((0, 0), np.float32), english=english,
+                hours=hours, feed=feed, idf=idf, df=df, idf_of=idf_of, df_of=df_of, norm=norm,
+                key_mass=key_mass, cap=max(MAX_POSTING, n // 1000))
+
+
+def take_vectors(day: Day, vectors: Pending) -> None:
+    """The day's sentence vectors, centred and made unit length."""
+    vec, english = vectors.result(), day.english
+    # Centre on the day's mean, blended with a typical day's mean while the day is
+    # small: two articles centred on their own mean would point in opposite ways.
+    count = int(english.sum())
+    day_mean = vec[english].mean(axis=0) if count else np.zeros(vec.shape[1], np.float32)
+    mean = (count * day_mean + BACKGROUND_WEIGHT * np.asarray(MEAN, np.float32)) / (
+        count + BACKGROUND_WEIGHT)
+    vec -= mean  # in place: the day's vectors are made for this day alone
+    lengths = np.linalg.norm(vec, axis=1, keepdims=True)
+    vec /= np.where(lengths > 0, lengths, 1.0)
+    day.vec = vec
+
+
+def score_pairs(day: Day, i: np.ndarray, j: np.ndarray, lexnum: np.ndarray,
+                keynum: np.ndarray) -> np.ndarray:
+    """The scores of candidate pairs (i, j) in bulk, from their summed shared-word
+    IDF² (``lexnum``) and shared-name IDF (``keynum``) as blocking found them."""
+    dt = np.abs(day.hours[i] - day.hours[j])
+    english = day.english[i] & day.english[j]
+    # Vectors count only between two English articles (see combine).
+    cos = np.zeros(len(i), dtype=np.float32)
+    both = np.flatnonzero(english)
+    step = 8192  # pairs at a time: keeps the gathered vectors in cache
+
+    def cosines(first: int, last: int) -> None:
+        for start in range(first, last, step):
+            at = both[start:min(start + step, last)]
+            cos[at] = np.einsum("ij,ij->i", day.vec[i[at]], day.vec[j[at]])
+
+    # Gathering the vectors is memory-bound numpy work that lets go of the GIL:
+    # a second thread takes half (the embedding worker's core is idle by now).
+    in_two_threads(cosines, len(both), step)
+    lex = lexnum / np.maximum(day.norm[i] * day.norm[j], 1e-9)
+    names = 2 * keynum / np.maximum(day.key_mass[i] + day.key_mass[j], 1e-9)
+    scores = combine(cos, lex, names, dt, english, day.feed[i] == day.feed[j])
+    scores[dt > WINDOW_HOURS] = -1.0
+    # The contradiction check is per pair in Python; it can only lower a score,
+    # so only pairs that would otherwise merge need it.
+    merging = np.flatnonzero(scores >= 0)
+    sigs = day.sigs
+    scores[merging] -= np.array([penalty(sigs[a], sigs[b]) for a, b in
+                                 zip(i[merging].tolist(), j[merging].tolist(), strict=True)],
+                                dtype=np.float64)
+    return scores

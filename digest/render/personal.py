@@ -1,0 +1,49 @@
+"""Personal data in a shared variant: the placeholder tokens that stand in for it
+while a variant is rendered once, and ``personalise``, which fills them for one
+subscriber (one join per part, microseconds, instead of a Jinja render plus an
+MJML compile).
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from functools import lru_cache
+
+from digest.models import Personal, Rendered
+
+# Tokens stand in for personal data in a rendered variant. Letters, digits and
+# underscores only: Jinja autoescape, MJML, URL contexts and quoted-printable all
+# leave them byte for byte alone. Feed text can never smuggle one in: render_variant
+# strips them from every article field before the template sees it.
+PLACEHOLDERS: dict[str, str] = {
+    "name": "__dgst_name_7c1f__",
+    "email": "__dgst_email_7c1f__",
+    "unsubscribe_url": "__dgst_unsub_7c1f__",
+    "view_url": "__dgst_view_7c1f__",
+}
+TOKEN_MARK = "__dgst_"
+
+_TOKEN_SPLIT = re.compile("(" + "|".join(map(re.escape, PLACEHOLDERS.values())) + ")")
+_FIELD_OF = {token: name for name, token in PLACEHOLDERS.items()}
+
+
+@lru_cache(maxsize=64)
+def _segments(s: str) -> tuple[str, ...]:
+    # Split once per variant: odd items are tokens. The cache key is the str itself
+    # (its hash is cached on the object), so later calls cost a dict lookup, and a
+    # personalise is then one join instead of eight scans of ~60 KB.
+    return tuple(_TOKEN_SPLIT.split(s))
+
+
+def _fill(s: str, values: dict[str, str]) -> str:
+    parts = list(_segments(s))
+    parts[1::2] = [values[t] for t in parts[1::2]]
+    return "".join(parts)
+
+
+def personalise(rendered: Rendered, personal: Personal) -> tuple[str, str]:
+    """(html, text) for one subscriber: tokens replaced, escaped in the HTML only."""
+    raw = {token: getattr(personal, name) for token, name in _FIELD_OF.items()}
+    escaped = {token: htmllib.escape(v, quote=True) for token, v in raw.items()}
+    return _fill(rendered.html, escaped), _fill(rendered.text, raw)

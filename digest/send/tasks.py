@@ -1,0 +1,124 @@
+"""The tasks of one ``send.deliver`` call: a feeder claiming journal rows in batches
+and feeding due retries, one worker per SMTP connection (``digest.send.worker``),
+and the flusher that group-commits outcomes. ``run_all`` starts and ends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+from collections.abc import Iterator
+
+from digest.send.run import Job, Outgoing, Run, flush, record
+from digest.send.worker import prepare, work
+
+CLAIM_BATCH = 16  # rows claimed per journal transaction
+# Seconds replies wait to share a commit: a commit per reply cost a third of the CPU;
+# the wait widens the window in which a crash can repeat a message by only this much.
+FLUSH_AFTER = 0.005
+
+
+async def run_all(run: Run, items: Iterator[Outgoing]) -> None:
+    """Send ``items``: start the workers and the flusher, feed them, and put back to
+    pending whatever was claimed and not sent."""
+    n = run.config.smtp.connections
+    run.alive = n
+    workers = [asyncio.create_task(work(run)) for _ in range(n)]
+    flusher = asyncio.create_task(_flush_loop(run))
+    try:
+        await _feed(run, items)
+        for _ in workers:
+            await run.queue.put(None)
+        await asyncio.gather(*workers)
+    except BaseException:
+        # A bug or a failed build in one task: stop the others (each closes its
+        # connection) and raise the original error, not an ExceptionGroup.
+        run.stop()
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    finally:
+        # Whatever was claimed and not sent goes back to pending, untouched by SMTP.
+        why = str(run.fatal or run.lost or "the run stopped before sending it")
+        for email, job in list(run.held.items()):
+            if job.payload is not None:
+                if not job.payload.done():
+                    job.payload.cancel()
+                elif not job.payload.cancelled():
+                    job.payload.exception()  # seen: no "exception never retrieved" noise
+            record(run, email, "pending", error=why, quiet=True)
+        run.closing = True
+        run.flushed.set()
+        await flusher
+        await flush(run)
+
+
+async def _feed(run: Run, items: Iterator[Outgoing]) -> None:
+    """Claim rows a batch at a time and queue them; then feed due retries until done."""
+    while not run.stopped:
+        batch = list(itertools.islice(items, CLAIM_BATCH))
+        if not batch:
+            break
+        run.total += len(batch)
+        claimed = await run.journal(run.store.claim_many, run.day, [i.email for i in batch],
+                                    run.worker, now=run.now())
+        for item in batch:
+            got = claimed.get(item.email)
+            if got is None:
+                run.counts["skipped"] += 1  # sent, failed, deferred until later, or taken
+                continue
+            await _queue(run, Job(item, *got))
+        await _due_retries(run)
+    while not run.stopped:
+        run.changed.clear()  # before looking, so a job finishing meanwhile wakes us
+        await _due_retries(run)
+        if not (run.retries or run.busy):
+            break
+        wait = run.retries[0][0] - asyncio.get_running_loop().time() if run.retries else None
+        if wait is None or wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.changed.wait(), wait)
+
+
+async def _queue(run: Run, job: Job) -> None:
+    run.held[job.item.email] = job  # from now on the run answers for this row
+    job.payload = asyncio.get_running_loop().create_task(prepare(run, job))
+    while not run.stopped:
+        try:
+            run.queue.put_nowait(job)
+        except asyncio.QueueFull:
+            run.changed.clear()  # a worker finishing a job (or stop()) sets it
+            await run.changed.wait()
+        else:
+            run.busy += 1
+            return
+
+
+async def _due_retries(run: Run) -> None:
+    loop = asyncio.get_running_loop()
+    due: list[Job] = []
+    while run.retries and run.retries[0][0] <= loop.time():
+        due.append(heapq.heappop(run.retries)[2])
+    if not due:
+        return
+    await flush(run)  # their 'deferred' rows must be committed before they can be claimed
+    claimed = await run.journal(run.store.claim_many, run.day, [j.item.email for j in due],
+                                run.worker, now=run.now())
+    for job in due:
+        got = claimed.get(job.item.email)
+        if got is not None:
+            await _queue(run, Job(job.item, *got))
+
+
+async def _flush_loop(run: Run) -> None:
+    # Never cancelled: a cancelled journal call may never run, and its rows would
+    # stay 'sending'. run_all sets ``closing`` and waits for the last commit instead.
+    # Group commit: replies arriving within FLUSH_AFTER share one transaction.
+    while not run.closing:
+        await run.flushed.wait()
+        if not run.closing:
+            await asyncio.sleep(FLUSH_AFTER)
+        await flush(run)
