@@ -25,7 +25,8 @@ from digest.config import Config, from_dict
 from digest.errors import DeliveryError
 from digest.models import Delivery
 from digest.send.deliver import Outgoing, check, deliver, deliver_sync, is_dead, smtp_password
-from digest.store.facade import Store, deliveries
+from digest.store.facade import Store
+from digest.store.schema import deliveries
 from tests.peers import SmtpServer, _Handler, free_port
 
 DAY = date(2025, 3, 14)
