@@ -6,9 +6,7 @@ from __future__ import annotations
 import click
 
 from digest import console as report
-from digest import runlog
 from digest.cli.base import Ctx, cli, pass_ctx, user_errors
-from digest.errors import DigestError
 
 
 @cli.command()
@@ -29,22 +27,14 @@ def collect(obj: Ctx, as_json: bool) -> None:
       1  every feed failed, or another problem (one error line says which)
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import pipeline
+    from digest.ops import feeds as ops
 
-    config = obj.config
-    store = pipeline.open_store(config)
-    # The table (or the JSON) shows each feed's error: the log line would repeat it.
-    with runlog.without_feed_errors(), report.Progress(
-            "collecting", len(config.feeds), enabled=not as_json) as bar:
-        results = pipeline.collect(config, store, now=pipeline.utcnow(), on_result=bar.advance)
+    results = ops.collect_now(obj.config, progress=not as_json)
     if as_json:
         report.print_json([r.as_json() for r in results])
     else:
         report.feeds_table(results)
-    failed = report.failed_feeds_line(results)
-    if results and all(r.status == "error" for r in results):
-        raise DigestError(f"all {len(results)} feeds failed",
-                          hint="errors above; each feed's history: digest feeds")
+    failed = ops.failure_warning(results)
     if failed:
         click.echo(f"warning: {report.safe(failed)}", err=True)
 
@@ -69,16 +59,14 @@ def feeds(obj: Ctx, as_json: bool, revive: str | None) -> None:
       1  --revive names no configured feed
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import pipeline
-    from digest.collect import health as feedhealth
+    from digest.collect.health import print_table
+    from digest.ops import feeds as ops
 
-    config = obj.config
-    store = pipeline.open_store(config)
     if revive:
-        click.echo(feedhealth.revive(config, store, revive))
+        click.echo(ops.revive(obj.config, revive))
         return
-    rows = feedhealth.feed_health(config, store, now=pipeline.utcnow())
+    rows = ops.health(obj.config)
     if as_json:
         report.print_json([r.as_json() for r in rows])
     else:
-        feedhealth.print_table(rows, report.console)
+        print_table(rows, report.console)

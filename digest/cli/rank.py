@@ -33,17 +33,14 @@ def rank(obj: Ctx, as_json: bool, every: bool, explain: bool) -> None:
       1  a problem one error line names
       2  config.toml or the database cannot be used, or a bad option
     """
-    from digest import pipeline
+    from digest.ops.ranking import rank_today
     from digest.rank import explain as explainer
 
-    config = obj.config
-    store = pipeline.open_store(config)
-    ranked = pipeline.rank_day(config, store, now=pipeline.utcnow())
+    ranked, why_empty = rank_today(obj.config, say_why_empty=not as_json)
     if as_json:
         report.print_json(explainer.rank_json(ranked, every=every))
-    elif not ranked.stories:
-        click.echo(explainer.nothing_to_rank(store.count_articles(),
-                                             config.selection.max_age_hours))
+    elif why_empty:
+        click.echo(why_empty)
     else:
         explainer.show(ranked, every=every, explain=explain)
 
