@@ -34,3 +34,16 @@ def test_collecting_does_not_load_ranking_rendering_or_sending() -> None:
     loaded = _imported_after("import digest.cli\nfrom digest import pipeline")
     assert "digest.collect.collector" in loaded and "digest.store.facade" in loaded
     assert not [m for m in LATER_STAGES if m in loaded]
+
+
+def test_importing_the_cli_registers_every_command() -> None:
+    # The commands live in one module per group; digest/cli/__init__.py imports them
+    # all, so `digest`, `python -m digest` and `from digest.cli import cli` see the same.
+    from digest.cli import cli
+
+    assert sorted(cli.commands) == ["catch", "check", "collect", "demo", "feeds", "preview",
+                                    "rank", "render", "run", "schedule", "send", "serve",
+                                    "status", "subscribers"]
+    assert sorted(cli.commands["subscribers"].commands) == [  # type: ignore[attr-defined]
+        "add", "check", "export", "import", "list", "pause", "remove", "resubscribe",
+        "resume", "unsubscribe"]

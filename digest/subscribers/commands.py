@@ -1,5 +1,5 @@
-"""What the `digest subscribers ...` commands print. cli.py parses; the work is in
-admin / edit / csv in this package; this module tells the user."""
+"""What the `digest subscribers ...` commands print. digest.cli.subscribers parses;
+the work is in admin / edit / csv in this package; this module tells the user."""
 
 from __future__ import annotations
 
