@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -25,6 +23,7 @@ import pytest
 from digest import config as configuration
 from tests.peers import FeedServer, SmtpServer
 from tests.preview_site import Running
+from tests.test_e2e import digest
 
 REPO = Path(__file__).resolve().parents[1]
 CVE_TITLE = "=?utf-8?q?=0D=0ABcc:_title@evil.example?= Ferry route approved"
@@ -75,13 +74,6 @@ def project(tmp_path: Path, smtp_server: SmtpServer) -> tuple[Path, FeedServer]:
     (tmp_path / "subscribers" / "list.toml").write_text("\n".join(lines), "utf-8")
     yield tmp_path / "config.toml", server
     server.__exit__(None, None, None)
-
-
-def digest(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, cwd=config.parent)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
 
 
 def parse(raw: bytes) -> EmailMessage:

@@ -21,7 +21,7 @@ from digest.subscribers import edit as edits
 from digest.subscribers import roster as subs
 from digest.subscribers.lock import LockBusy, folder_lock
 from tests.peers import FeedServer, SmtpServer
-from tests.test_e2e import make_project
+from tests.test_e2e import digest, make_project
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN = b'# the b list\n[[subscriber]]\nemail = "bob@example.org"\nname = "Bob\n'
@@ -35,13 +35,6 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "subscribers" / "subscribers.toml").write_bytes(
         (REPO / "subscribers" / "subscribers.toml").read_bytes())
     return tmp_path / "config.toml"
-
-
-def digest(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, cwd=config.parent)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
 
 
 def statuses(path: Path) -> dict[str, str]:
