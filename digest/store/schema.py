@@ -30,7 +30,7 @@ from digest.errors import StoreError
 if TYPE_CHECKING:
     from digest.store.dialect import Dialect
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -146,6 +146,9 @@ deliveries = Table(
     Column("last_error", Text),
     Column("claimed_by", Text),
     Column("claimed_at", UTCDateTime),
+    # v3 (leases): until when ``claimed_by`` holds a 'sending' row; past it anyone may
+    # take the row, and the old holder can no longer record an outcome for it.
+    Column("lease_until", UTCDateTime),
     Column("next_attempt", UTCDateTime),
     Column("updated", UTCDateTime),
     UniqueConstraint("day", "email"),
@@ -203,6 +206,10 @@ MIGRATIONS: dict[int, Sequence[str]] = {
     2: [f"ALTER TABLE feeds ADD COLUMN {c}" for c in (
         "moved_to TEXT", "retry_after VARCHAR(32)", "dead_since VARCHAR(32)",
         "last_checked VARCHAR(32)", "last_items INTEGER")],
+    # A row an older sender left 'sending' keeps the 600 s that sender was promised.
+    3: ["ALTER TABLE deliveries ADD COLUMN lease_until VARCHAR(32)",
+        "UPDATE deliveries SET lease_until = strftime('%Y-%m-%dT%H:%M:%S+00:00', claimed_at,"
+        " '+600 seconds') WHERE status = 'sending' AND claimed_at IS NOT NULL"],
 }
 
 
@@ -230,13 +237,18 @@ def set_meta(conn: Connection, dialect: Dialect, key: str, value: str) -> None:
 
 
 def stored_time(value: datetime | None) -> str | None:
-    """A datetime as UTCDateTime stores it, for plain SQL; refuses a naive one."""
+    """A datetime as UTCDateTime stores it, for plain SQL; refuses a naive one (the
+    one binding every time the store writes goes through: a naive datetime would be
+    read as local time, hours off a lease or a backoff)."""
     return _UTC_DATETIME.process_bind_param(value, None)
+
+
+def stored_now(value: datetime) -> str:
+    """stored_time for a time that is never None."""
+    out = stored_time(value)
+    assert out is not None
+    return out
 
 
 _UTC_DATETIME = UTCDateTime()
 
-
-def iso(value: datetime) -> str:
-    """A datetime as UTCDateTime stores it."""
-    return value.astimezone(UTC).isoformat(timespec="seconds")
