@@ -76,12 +76,15 @@ async def _feed(run: Run, items: Iterator[Outgoing]) -> None:
             break
         run.total += len(batch)
         claimed = await _claim(run, [i.email for i in batch])
+        jobs = []
         for item in batch:
             got = claimed.get(item.email)
             if got is None:
                 run.counts["skipped"] += 1  # sent, failed, deferred until later, or taken
                 continue
-            await _queue(run, Job(item, got[0] + 1, got[1]))
+            jobs.append(_hold(run, Job(item, got[0] + 1, got[1])))
+        for job in jobs:
+            await _queue(run, job)
         await _due_retries(run)
     while not run.stopped:
         run.changed.clear()  # before looking, so a job finishing meanwhile wakes us
@@ -94,8 +97,16 @@ async def _feed(run: Run, items: Iterator[Outgoing]) -> None:
                 await asyncio.wait_for(run.changed.wait(), wait)
 
 
+def _hold(run: Run, job: Job) -> Job:
+    # From the claim on, the run answers for the row: a renewal that finds it taken
+    # marks it lost even while it still waits to be queued.
+    run.held[job.item.email] = job
+    return job
+
+
 async def _queue(run: Run, job: Job) -> None:
-    run.held[job.item.email] = job  # from now on the run answers for this row
+    if job.lost:
+        return
     job.payload = asyncio.get_running_loop().create_task(prepare(run, job))
     while not run.stopped:
         try:
@@ -117,10 +128,10 @@ async def _due_retries(run: Run) -> None:
         return
     await flush(run)  # their 'deferred' rows must be committed before they can be claimed
     claimed = await _claim(run, [j.item.email for j in due])
-    for job in due:
-        got = claimed.get(job.item.email)
-        if got is not None:
-            await _queue(run, Job(job.item, got[0] + 1, got[1]))
+    jobs = [_hold(run, Job(j.item, claimed[j.item.email][0] + 1, claimed[j.item.email][1]))
+            for j in due if j.item.email in claimed]
+    for job in jobs:
+        await _queue(run, job)
 
 
 async def _claim(run: Run, emails: list[str]) -> dict[str, tuple[int, str]]:

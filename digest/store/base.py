@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import StatementError
 
 from digest.store import dbfile
 from digest.store.dialect import for_engine
@@ -30,6 +31,12 @@ class Base:
         try:
             with self.engine.begin() as conn:
                 yield conn
+        except StatementError as e:
+            # A value UTCDateTime refused (a naive datetime) is the caller's bug, the
+            # same ValueError whether the time went through SQLAlchemy or plain SQL.
+            if isinstance(e.orig, ValueError) and not isinstance(e, self.dialect.errors):
+                raise e.orig from None
+            raise
         except self.dialect.errors as e:
             error = dbfile.unusable(self.path, e)
             if error is None:
