@@ -15,7 +15,6 @@ from digest.send.deliver import Outgoing, deliver_sync
 from digest.store.facade import Store
 from tests.test_send import DAY, SENDER
 
-
 CONNECTIONS, RATE = 4, 400  # the crash test's bound on duplicates follows from these
 
 
