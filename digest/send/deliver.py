@@ -4,11 +4,13 @@ repeats anyone.
 
 The journal (``Store``) is the source of truth. The caller plans one row per
 recipient in one transaction; here rows are claimed in small batches just before
-their messages are built, and each outcome is committed right after the server's
-reply (group commit: one transaction for whatever replies arrived together). A
-message can only be repeated if the process dies after DATA went out and before
-its outcome was committed: those rows are still 'sending', and the next run takes
-them back at once if the process that held them is gone (``Store.release_orphans``).
+their messages are built, under a lease (``digest.send.lease``: renewed while held,
+checked before DATA, outcomes recorded only by the holder), and outcomes are
+group-committed (one transaction for the replies that arrive within
+``tasks.FLUSH_AFTER``). A message can only be repeated if the process dies after
+DATA went out and before its outcome was committed: those rows are still 'sending',
+and the next run takes them back at once if the process that held them is gone
+(``Store.release_orphans``), or when their lease runs out.
 
 Replies map onto the journal as SMTP means them: 2xx sent, 5xx failed with the
 reply kept, 4xx (421 and 454 throttling too) and dropped connections deferred
