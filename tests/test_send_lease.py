@@ -277,3 +277,23 @@ async def test_attempts_count_smtp_transactions_not_claims(tmp_path: Path, journ
         assert (attempts, due) == (1, T0 + timedelta(seconds=300))
     finally:
         store.close()
+
+
+def test_a_schema_2_file_keeps_its_sending_rows_for_the_600_s_they_were_promised(
+        journal: Path) -> None:
+    import sqlite3
+
+    store = Store.open(journal)
+    store.claim_many(DAY, PEOPLE[:1], "old-sender", now=T0)
+    store.close()
+    with sqlite3.connect(journal) as db:  # back to schema 2: no lease column
+        db.executescript("ALTER TABLE deliveries DROP COLUMN lease_until;"
+                         "UPDATE meta SET value = '2' WHERE key = 'schema';")
+    store = Store.open(journal)
+    try:
+        later = T0 + timedelta(seconds=599)
+        assert store.claim_many(DAY, PEOPLE[:1], "new", now=later) == {}
+        assert set(store.claim_many(DAY, PEOPLE[:1], "new", now=later + timedelta(seconds=1)))\
+            == {PEOPLE[0]}
+    finally:
+        store.close()
