@@ -31,17 +31,17 @@ class Base:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except StatementError as e:
-            # A value UTCDateTime refused (a naive datetime) is the caller's bug, the
-            # same ValueError whether the time went through SQLAlchemy or plain SQL.
-            if isinstance(e.orig, ValueError) and not isinstance(e, self.dialect.errors):
-                raise e.orig from None
-            raise
         except self.dialect.errors as e:
             error = dbfile.unusable(self.path, e)
             if error is None:
                 raise
             raise error from e
+        except StatementError as e:
+            # A value UTCDateTime refused (a naive datetime) is the caller's bug, the
+            # same ValueError whether the time went through SQLAlchemy or plain SQL.
+            if isinstance(e.orig, ValueError):
+                raise e.orig from None
+            raise
 
 
 def utc_now() -> datetime:
