@@ -15,6 +15,8 @@ from digest.send.deliver import Outgoing, deliver_sync
 from digest.store.facade import Store
 from tests.test_send import DAY, SENDER
 
+CONNECTIONS, RATE = 4, 400  # the crash test's bound on duplicates follows from these
+
 
 def people(n: int) -> list[str]:
     return [f"reader{i:05d}@example.com" for i in range(n)]
@@ -44,9 +46,9 @@ def main(db: str, port: int, n: int) -> None:
         "newsletter": {"from": f"Daily Selection <{SENDER}>"},
         "dkim": {"selector": "crash", "private_key_file": str(dkim_key(Path(db).parent
                                                                        / "dkim.pem"))},
-        "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "connections": 4,
+        "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "connections": CONNECTIONS,
                  "timeout": 10, "retry_first": 0.05, "retry_within_run": 30,
-                 "rate_per_second": 400},
+                 "rate_per_second": RATE},
     }, Path(db).parent / "config.toml")
     store = Store.open(Path(db))
     outgoing = [Outgoing(e, lambda e=e: message(e)) for e in people(n)]  # type: ignore[misc]

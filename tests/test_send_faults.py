@@ -13,6 +13,7 @@ import ssl
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +140,9 @@ async def test_deferred_rows_past_the_run_window_wait_for_the_next_run(
     assert {d.status for d in store.deliveries(DAY)} <= {"sent", "failed", "deferred"}
 
     handler.p = 0.0
-    await asyncio.sleep(1.1)  # journal times have whole seconds: let the retries fall due
-    second = await deliver(cfg, store, DAY, outgoing, password="pw")
+    # The next run, an hour on (an injected clock, not a wait): every retry is due.
+    second = await deliver(cfg, store, DAY, outgoing, password="pw",
+                           now=lambda: datetime.now(UTC) + timedelta(hours=1))
     # Every deferred row ends now. An unknown reader whose first try met a fault
     # before RCPT (a 421 at MAIL) learns of its 550 only in this run.
     assert second.sent + second.failed == first.deferred and second.deferred == 0

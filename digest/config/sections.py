@@ -218,6 +218,9 @@ class SmtpConfig(_Section):
     """Seconds before a deferred (4xx) message is retried; doubles each time, up to 6 h."""
     retry_within_run: float = Field(default=900, ge=0)
     """A send keeps retrying deferred messages that fall due within this many seconds."""
+    lease: float = Field(default=120, ge=10)
+    """Seconds a sender holds the rows it claimed, renewed while it works; past it
+    another sender may take them (keep it above twice smtp.timeout)."""
 
 
 class DkimConfig(_Section):

@@ -4,11 +4,13 @@ repeats anyone.
 
 The journal (``Store``) is the source of truth. The caller plans one row per
 recipient in one transaction; here rows are claimed in small batches just before
-their messages are built, and each outcome is committed right after the server's
-reply (group commit: one transaction for whatever replies arrived together). A
-message can only be repeated if the process dies after DATA went out and before
-its outcome was committed: those rows are still 'sending', and the next run takes
-them back at once if the process that held them is gone (``Store.release_orphans``).
+their messages are built, under a lease (``digest.send.lease``: renewed while held,
+checked before DATA, outcomes recorded only by the holder), and outcomes are
+group-committed (one transaction for the replies that arrive within
+``tasks.FLUSH_AFTER``). A message can only be repeated if the process dies after
+DATA went out and before its outcome was committed: those rows are still 'sending',
+and the next run takes them back at once if the process that held them is gone
+(``Store.release_orphans``), or when their lease runs out.
 
 Replies map onto the journal as SMTP means them: 2xx sent, 5xx failed with the
 reply kept, 4xx (421 and 454 throttling too) and dropped connections deferred
@@ -27,7 +29,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.utils import parseaddr
 
 from digest.config import Config
@@ -36,6 +38,7 @@ from digest.mail import dkim
 from digest.models import Delivery, SendReport
 from digest.send import pool, tasks
 from digest.send import run as sendrun
+from digest.send.clock import Clock, SystemClock, utc_now
 from digest.send.pool import message_bytes
 from digest.send.ratelimit import RateLimiter
 from digest.send.run import Outgoing, backoff
@@ -45,10 +48,6 @@ __all__ = ["Outgoing", "backoff", "check", "deliver", "deliver_sync", "is_dead",
            "message_bytes", "smtp_password"]
 
 log = logging.getLogger(__name__)
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 def smtp_password(config: Config) -> str | None:
     """The SMTP password from the environment, or None when no login is configured."""
@@ -103,8 +102,12 @@ def is_dead(worker: str) -> bool:
 async def deliver(config: Config, store: Store, day: date, outgoing: Iterable[Outgoing], *,
                   password: str | None = None, worker: str | None = None,
                   on_progress: Callable[[Delivery], None] | None = None,
-                  now: Callable[[], datetime] = utc_now) -> SendReport:
+                  now: Callable[[], datetime] = utc_now,
+                  clock: Clock | None = None) -> SendReport:
     """Send every claimable planned row of ``day``; return what happened.
+
+    ``clock`` (default: the system's, with ``now`` as its wall time) gives the times
+    the journal and the leases use and the rate limiter's clock and sleep.
 
     ``outgoing`` is consumed lazily, a batch at a time, so a long list is never
     built into messages all at once. Raises DeliveryError when the server cannot
@@ -116,14 +119,17 @@ async def deliver(config: Config, store: Store, day: date, outgoing: Iterable[Ou
     if smtp.username and password is None:
         password = smtp_password(config)
     loop = asyncio.get_running_loop()
+    clock = clock or SystemClock(now)
+    now = clock.now
     run = sendrun.Run(
-        config=config, store=store, day=day, now=now, on_progress=on_progress,
-        worker=worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
+        config=config, store=store, day=day, clock=clock, on_progress=on_progress,
+        # The holder token fencing rests on: fresh for every run, whatever its name.
+        worker=f"{worker or f'{socket.gethostname()}:{os.getpid()}'}:{secrets.token_hex(8)}",
         settings=await pool.settings(config, password), signer=await _signing(config),
-        limiter=_limiter(config, store, now()),
+        limiter=_limiter(config, store, clock),
         sender=parseaddr(config.newsletter.from_address)[1],
         queue=asyncio.Queue(maxsize=smtp.connections * 2),
-        deadline=loop.time() + smtp.retry_within_run,
+        deadline=loop.time() + smtp.retry_within_run, lease=smtp.lease,
     )
     try:
         orphans = await run.journal(store.release_orphans, day, is_dead, now=now())
@@ -161,22 +167,24 @@ async def _signing(config: Config) -> dkim.SigningPool | None:
     return signing
 
 
-def _limiter(config: Config, store: Store, at: datetime) -> RateLimiter:
+def _limiter(config: Config, store: Store, clock: Clock) -> RateLimiter:
     smtp = config.smtp
     recent: list[float] = []
     if smtp.rate_per_hour > 0:
         # Sends of the last hour (an earlier or crashed run) count against this one.
-        clock = time.monotonic()
-        recent = [clock - (at - t).total_seconds()
+        at, mono = clock.now(), clock.monotonic()
+        recent = [mono - (at - t).total_seconds()
                   for t in store.sent_since(at - timedelta(hours=1))]
-    return RateLimiter(smtp.rate_per_second, smtp.rate_per_hour, recent=recent)
+    return RateLimiter(smtp.rate_per_second, smtp.rate_per_hour, recent=recent,
+                       clock=clock.monotonic, sleep=clock.sleep)
 
 
 def deliver_sync(config: Config, store: Store, day: date, outgoing: Iterable[Outgoing], *,
                  password: str | None = None, worker: str | None = None,
                  on_progress: Callable[[Delivery], None] | None = None,
-                 now: Callable[[], datetime] = utc_now) -> SendReport:
+                 now: Callable[[], datetime] = utc_now,
+                 clock: Clock | None = None) -> SendReport:
     """deliver() for callers without an event loop (the CLI, the scheduler)."""
     return asyncio.run(deliver(config, store, day, outgoing, password=password, worker=worker,
-                               on_progress=on_progress, now=now))
+                               on_progress=on_progress, now=now, clock=clock))
 

@@ -41,6 +41,19 @@ class RateLimiter:
     def unlimited(self) -> bool:
         return self.per_second <= 0 and self.per_hour <= 0
 
+    def capacity(self, within: float) -> int:
+        """How many messages acquire() would let go in the next ``within`` seconds
+        (a sender claims no more rows than that; 2**30 when unlimited)."""
+        n = 1 << 30
+        now = self._clock()
+        if self._interval:
+            start = max(now, self._tat - self._tolerance)
+            n = min(n, int((now + within - start) / self._interval) + 1)
+        if self.per_hour > 0:
+            still = sum(1 for t in self._window if t > now + within - HOUR)
+            n = min(n, int(self.per_hour) - still)
+        return max(n, 0)
+
     async def acquire(self) -> None:
         if self.unlimited:
             return

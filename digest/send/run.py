@@ -22,6 +22,7 @@ from digest.errors import DeliveryError
 from digest.mail import dkim
 from digest.models import Delivery, DeliveryStatus
 from digest.send import pool
+from digest.send.clock import Clock
 from digest.send.ratelimit import RateLimiter
 from digest.store.facade import Finished, Store
 
@@ -52,6 +53,7 @@ class Job:
     # Built, signed and dot-stuffed while it waits in the queue, so DKIM (on the
     # other core) overlaps the SMTP round trips of the messages ahead of it.
     payload: asyncio.Task[tuple[bytes, str]] | None = None
+    lost: bool = False  # another sender took the row after this run's lease ran out
 
 
 @dataclass
@@ -61,8 +63,8 @@ class Run:
     config: Config
     store: Store
     day: date
-    worker: str
-    now: Callable[[], datetime]
+    worker: str  # the holder token: unique to this run, on every row it claims
+    clock: Clock
     on_progress: Callable[[Delivery], None] | None
     settings: pool.Settings
     signer: dkim.SigningPool | None
@@ -70,6 +72,11 @@ class Run:
     sender: str
     queue: asyncio.Queue[Job | None]
     deadline: float  # loop time after which deferred rows wait for the next run
+    lease: float  # seconds a claim or a renewal holds the rows
+    # The earliest end of this run's leases, as it last wrote them: until then no
+    # other sender can have taken a held row, so sending needs no journal check.
+    lease_until: datetime | None = None
+    dropped: int = 0  # rows found taken by another sender, not sent
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("sent", "failed", "skipped"), 0))
     total: int = 0
@@ -93,6 +100,9 @@ class Run:
     closing: bool = False  # the run is over: the flusher commits what is left and ends
     seq: Iterator[int] = field(default_factory=itertools.count)
 
+    def now(self) -> datetime:
+        return self.clock.now()
+
     async def journal(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         # On the loop thread, deliberately: a journal thread only contended with the
         # loop for the GIL (measured no faster), and the hot statements are plain
@@ -111,13 +121,16 @@ class Run:
             self.queue.put_nowait(None)  # every worker finishes its message and exits
 
 
-def defer(run: Run, job: Job, error: str, delay: timedelta | None = None) -> None:
-    """Record a temporary failure; retried in this run when due before its deadline."""
+def defer(run: Run, job: Job, error: str, delay: timedelta | None = None, *,
+          attempted: bool = True) -> None:
+    """Record a temporary failure; retried in this run when due before its deadline.
+    ``attempted``: an SMTP transaction was tried (only those grow the backoff)."""
     if delay is None:
         delay = backoff(run.config.smtp.retry_first, job.attempts)
     loop = asyncio.get_running_loop()
     due = loop.time() + delay.total_seconds()
-    record(run, job.item.email, "deferred", error=error, job=job, next_attempt=run.now() + delay)
+    record(run, job.item.email, "deferred", error=error, job=job, next_attempt=run.now() + delay,
+           attempted=attempted)
     if due <= run.deadline:
         heapq.heappush(run.retries, (due, next(run.seq), job))
 
@@ -129,10 +142,12 @@ def backoff(first: float, attempts: int) -> timedelta:
 
 def record(run: Run, email: str, status: DeliveryStatus, *, message_id: str | None = None,
             error: str | None = None, next_attempt: datetime | None = None,
-            job: Job | None = None, quiet: bool = False) -> None:
-    """Queue the row's outcome for the next group commit, count it and tell progress."""
+            job: Job | None = None, quiet: bool = False, attempted: bool = True) -> None:
+    """Queue the row's outcome for the next group commit, count it and tell progress.
+    A row handed back untried (``attempted=False``) keeps its attempts and backoff."""
     run.held.pop(email, None)
-    run.unflushed.append(Finished(email, status, message_id, error, next_attempt))
+    run.unflushed.append(Finished(email, status, message_id, error, next_attempt,
+                                  attempted=attempted and status != "pending"))
     run.flushed.set()
     if quiet:
         return
@@ -157,4 +172,9 @@ async def flush(run: Run) -> None:
     run.flushed.clear()
     rows, run.unflushed = run.unflushed, []
     if rows:
-        await run.journal(run.store.finish_many, run.day, rows, now=run.now())
+        lost = await run.journal(run.store.finish_many, run.day, rows, run.worker, now=run.now())
+        if lost:
+            # Sent (or tried) while our lease ran out unseen, e.g. a reply slower than
+            # half the lease: the row's new holder decides; it may send it again.
+            log.warning("%s outcomes not recorded: another sender took those rows after "
+                        "this one's lease ran out (%s)", len(lost), ", ".join(lost[:5]))

@@ -11,10 +11,13 @@ import heapq
 import itertools
 from collections.abc import Iterator
 
+from digest.send import lease
+from digest.send.lease import CLAIM_BATCH
 from digest.send.run import Job, Outgoing, Run, flush, record
 from digest.send.worker import prepare, work
 
-CLAIM_BATCH = 16  # rows claimed per journal transaction
+__all__ = ["CLAIM_BATCH", "FLUSH_AFTER", "run_all"]
+
 # Seconds replies wait to share a commit: a commit per reply cost a third of the CPU;
 # the wait widens the window in which a crash can repeat a message by only this much.
 FLUSH_AFTER = 0.005
@@ -27,6 +30,7 @@ async def run_all(run: Run, items: Iterator[Outgoing]) -> None:
     run.alive = n
     workers = [asyncio.create_task(work(run)) for _ in range(n)]
     flusher = asyncio.create_task(_flush_loop(run))
+    keeper = asyncio.create_task(lease.keep(run))
     try:
         await _feed(run, items)
         for _ in workers:
@@ -41,6 +45,8 @@ async def run_all(run: Run, items: Iterator[Outgoing]) -> None:
         await asyncio.gather(*workers, return_exceptions=True)
         raise
     finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
         # Whatever was claimed and not sent goes back to pending, untouched by SMTP.
         why = str(run.fatal or run.lost or "the run stopped before sending it")
         for email, job in list(run.held.items()):
@@ -59,18 +65,26 @@ async def run_all(run: Run, items: Iterator[Outgoing]) -> None:
 async def _feed(run: Run, items: Iterator[Outgoing]) -> None:
     """Claim rows a batch at a time and queue them; then feed due retries until done."""
     while not run.stopped:
-        batch = list(itertools.islice(items, CLAIM_BATCH))
+        run.changed.clear()  # before sizing, so a job finishing meanwhile wakes us
+        size = lease.claim_size(run)
+        if size == 0:  # the rate limits let go no more within half a lease
+            await run.changed.wait()
+            await _due_retries(run)
+            continue
+        batch = list(itertools.islice(items, size))
         if not batch:
             break
         run.total += len(batch)
-        claimed = await run.journal(run.store.claim_many, run.day, [i.email for i in batch],
-                                    run.worker, now=run.now())
+        claimed = await _claim(run, [i.email for i in batch])
+        jobs = []
         for item in batch:
             got = claimed.get(item.email)
             if got is None:
                 run.counts["skipped"] += 1  # sent, failed, deferred until later, or taken
                 continue
-            await _queue(run, Job(item, *got))
+            jobs.append(_hold(run, Job(item, got[0] + 1, got[1])))
+        for job in jobs:
+            await _queue(run, job)
         await _due_retries(run)
     while not run.stopped:
         run.changed.clear()  # before looking, so a job finishing meanwhile wakes us
@@ -83,8 +97,16 @@ async def _feed(run: Run, items: Iterator[Outgoing]) -> None:
                 await asyncio.wait_for(run.changed.wait(), wait)
 
 
+def _hold(run: Run, job: Job) -> Job:
+    # From the claim on, the run answers for the row: a renewal that finds it taken
+    # marks it lost even while it still waits to be queued.
+    run.held[job.item.email] = job
+    return job
+
+
 async def _queue(run: Run, job: Job) -> None:
-    run.held[job.item.email] = job  # from now on the run answers for this row
+    if job.lost:
+        return
     job.payload = asyncio.get_running_loop().create_task(prepare(run, job))
     while not run.stopped:
         try:
@@ -105,12 +127,17 @@ async def _due_retries(run: Run) -> None:
     if not due:
         return
     await flush(run)  # their 'deferred' rows must be committed before they can be claimed
-    claimed = await run.journal(run.store.claim_many, run.day, [j.item.email for j in due],
-                                run.worker, now=run.now())
-    for job in due:
-        got = claimed.get(job.item.email)
-        if got is not None:
-            await _queue(run, Job(job.item, *got))
+    claimed = await _claim(run, [j.item.email for j in due])
+    jobs = [_hold(run, Job(j.item, claimed[j.item.email][0] + 1, claimed[j.item.email][1]))
+            for j in due if j.item.email in claimed]
+    for job in jobs:
+        await _queue(run, job)
+
+
+async def _claim(run: Run, emails: list[str]) -> dict[str, tuple[int, str]]:
+    lease.claimed(run)
+    return await run.journal(run.store.claim_many, run.day, emails, run.worker,
+                             now=run.now(), lease=run.lease)
 
 
 async def _flush_loop(run: Run) -> None:

@@ -13,7 +13,7 @@ import aiosmtplib
 
 from digest.errors import DeliveryError
 from digest.mail.clean import CleanMessage
-from digest.send import pool
+from digest.send import lease, pool
 from digest.send.run import Job, Run, defer, record
 
 log = logging.getLogger("digest.send.deliver")
@@ -85,6 +85,8 @@ async def work(run: Run) -> None:
 
 async def _send(run: Run, conn: _Connection, job: Job) -> None:
     email = job.item.email
+    if job.lost:
+        return  # another sender took it; its outcome is that sender's to record
     try:
         payload, message_id = await (job.payload or prepare(run, job))
     except Exception as e:
@@ -104,12 +106,15 @@ async def _send(run: Run, conn: _Connection, job: Job) -> None:
             log.warning("%s; this connection stops", e)
             run.lost = run.lost or e
             run.alive -= 1
-            defer(run, job, f"no connection: {e.message}", delay=timedelta(0))
+            defer(run, job, f"no connection: {e.message}", delay=timedelta(0), attempted=False)
             if run.alive == 0:
                 run.stop()
         else:
             run.stop()  # never connected: the row goes back to pending, untouched
         raise _Stop() from None
+    # Renew-or-drop: the wait for a slot or a connection may have outlasted the lease.
+    if not await lease.still_held(run, job):
+        return
     conn.used += 1
     # From here on, a crash leaves the row 'sending': it may or may not have arrived.
     try:
@@ -118,7 +123,7 @@ async def _send(run: Run, conn: _Connection, job: Job) -> None:
     except pool.SenderRefused as e:
         code, text = e.reply.code, e.reply.message
         if code >= 500:
-            record(run, email, "pending", error=f"{code} {text}", quiet=True)
+            record(run, email, "pending", error=f"{code} {text}", quiet=True, attempted=False)
             run.fatal = DeliveryError(
                 f"{run.settings.where}: sender {run.sender!r} refused: {code} {text}",
                 hint="check newsletter.from and smtp.username")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import StatementError
 
 from digest.store import dbfile
 from digest.store.dialect import for_engine
@@ -35,6 +36,12 @@ class Base:
             if error is None:
                 raise
             raise error from e
+        except StatementError as e:
+            # A value UTCDateTime refused (a naive datetime) is the caller's bug, the
+            # same ValueError whether the time went through SQLAlchemy or plain SQL.
+            if isinstance(e.orig, ValueError):
+                raise e.orig from None
+            raise
 
 
 def utc_now() -> datetime:

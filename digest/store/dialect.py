@@ -31,6 +31,7 @@ class Dialect(Protocol):
     max_params: int
     insert_article: str
     finish: str
+    renew: str
     articles_of_feed: str
     tombstones_of_feed: str
 
@@ -62,15 +63,26 @@ class SQLite:
     insert_article = (
         "INSERT INTO articles (feed_url, source, guid, url, title, summary, content_html, "
         "author, categories, image, published, first_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+    # Fenced: only the row's holder, while it still holds it, records an outcome.
+    # attempts counts SMTP transactions tried, so a row handed back adds 0.
     finish = ("UPDATE deliveries SET status = ?, message_id = ?, last_error = ?,"
-              " next_attempt = ?, updated = ?, claimed_by = NULL WHERE day = ? AND email = ?")
+              " next_attempt = ?, updated = ?, attempts = attempts + ?, claimed_by = NULL,"
+              " lease_until = NULL WHERE day = ? AND email = ? AND claimed_by = ?"
+              " AND status = 'sending'")
+    # Extends the lease of every row the holder still has; returns those rows (a row
+    # taken by another sender after the lease ran out is not among them).
+    renew = ("UPDATE deliveries SET lease_until = ? WHERE day = ? AND claimed_by = ?"
+             " AND status = 'sending' RETURNING email")
     articles_of_feed = ("SELECT guid, url, title, summary, published FROM articles "
                         "WHERE feed_url = ?")
     tombstones_of_feed = "SELECT guid, url FROM article_tombstones WHERE feed_url = ?"
     _claim = ("UPDATE deliveries SET status = 'sending', claimed_by = ?, claimed_at = ?,"
-              " updated = ?, attempts = attempts + 1 WHERE day = ?")
+              " lease_until = ?, updated = ? WHERE day = ?")
+    # A 'sending' row whose lease ran out is anyone's, its holder alive or not: the
+    # holder's finish and its check before DATA both see the row is no longer its.
     _due = ("status = 'pending' OR (status = 'deferred' AND (next_attempt IS NULL"
-            " OR next_attempt <= ?)) OR (status = 'sending' AND claimed_at < ?)")
+            " OR next_attempt <= ?)) OR (status = 'sending' AND (lease_until IS NULL"
+            " OR lease_until <= ?))")
 
     def engine(self, path: Path, busy_timeout: float) -> Engine:
         engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": busy_timeout})
@@ -82,8 +94,8 @@ class SQLite:
         return sqlite_insert(table)
 
     def claim(self, count: int) -> str:
-        """Take ``count`` due rows of a day: parameters (worker, at, at, day, *emails,
-        at, stale), times as the ISO text UTCDateTime stores."""
+        """Take ``count`` due rows of a day: parameters (holder, at, lease_until, at, day,
+        *emails, at, at), times as the ISO text UTCDateTime stores."""
         return (f"{self._claim} AND email IN ({', '.join('?' * count)}) AND ({self._due})"
                 " RETURNING email, attempts, variant")
 

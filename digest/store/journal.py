@@ -6,13 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
 from digest.models import Delivery, DeliveryStatus, Rendered
 from digest.store.base import Base, utc_now
-from digest.store.schema import deliveries, digest_articles, digests, iso, variant_articles
+from digest.store.schema import (
+    deliveries,
+    digest_articles,
+    digests,
+    stored_now,
+    stored_time,
+    variant_articles,
+)
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,8 @@ class Finished:
     message_id: str | None = None
     error: str | None = None
     next_attempt: datetime | None = None
-
+    #: an SMTP transaction was tried for it (attempts counts those, not claims)
+    attempted: bool = False
 
 
 class Journal(Base):
@@ -138,49 +146,72 @@ class Journal(Base):
     def finish(self, day: date, email: str, status: DeliveryStatus, *,
                message_id: str | None = None, error: str | None = None,
                next_attempt: datetime | None = None, now: datetime | None = None) -> None:
+        """Set a row's outcome whoever holds it: for admin and tests, never a sender
+        (a sender records through finish_many, fenced by its lease)."""
         now = now or utc_now()
         with self.begin() as conn:
             conn.execute(
                 update(deliveries)
                 .where((deliveries.c.day == day.isoformat()) & (deliveries.c.email == email))
                 .values(status=status, message_id=message_id, last_error=error,
-                        next_attempt=next_attempt, updated=now, claimed_by=None)
+                        next_attempt=next_attempt, updated=now, claimed_by=None,
+                        lease_until=None)
             )
 
-    def claim_many(self, day: date, emails: Sequence[str], worker: str,
+    def claim_many(self, day: date, emails: Sequence[str], holder: str,
                    now: datetime | None = None,
-                   stale_after: float = 600.0) -> dict[str, tuple[int, str]]:
-        """claim() for a batch in one transaction: {email: (attempts, variant)} of those taken."""
+                   lease: float = 120.0) -> dict[str, tuple[int, str]]:
+        """Claim a batch in one transaction for ``holder`` (a token unique to one sender
+        run) until ``now + lease``: {email: (attempts so far, variant)} of those taken.
+
+        Due rows are pending ones, deferred ones whose time has come, and 'sending'
+        ones whose lease ran out (whoever held them, alive or not).
+        """
         if not emails:
             return {}
         now = now or utc_now()
-        stale = datetime.fromtimestamp(now.timestamp() - stale_after, UTC)
         # Plain SQL on the sender's hot path: building the SQLAlchemy statement cost
         # more than the commit. Times are compared as the ISO text UTCDateTime stores.
-        at = iso(now)
+        at, until = stored_now(now), stored_now(now + timedelta(seconds=lease))
         sql = self.dialect.claim(len(emails))
         with self.begin() as conn:
-            rows = conn.exec_driver_sql(sql, (worker, at, at, day.isoformat(), *emails, at,
-                                              iso(stale))).all()
+            rows = conn.exec_driver_sql(sql, (holder, at, until, at, day.isoformat(), *emails,
+                                              at, at)).all()
         return {r[0]: (int(r[1]), str(r[2])) for r in rows}
 
-    def finish_many(self, day: date, rows: Sequence[Finished], now: datetime | None = None) -> None:
-        """finish() for a batch in one transaction (the sender's group commit)."""
-        if not rows:
-            return
-        at, d = iso(now or utc_now()), day.isoformat()
-        params = [(r.status, r.message_id, r.error,
-                   iso(r.next_attempt) if r.next_attempt else None, at, d, r.email)
-                  for r in rows]
+    def renew(self, day: date, holder: str, until: datetime) -> set[str]:
+        """Extend ``holder``'s lease on the rows it still holds to ``until``; return
+        them. A row it claimed and is not among them was taken: it must not be sent."""
         with self.begin() as conn:
-            conn.exec_driver_sql(self.dialect.finish, params)
+            rows = conn.exec_driver_sql(self.dialect.renew,
+                                        (stored_now(until), day.isoformat(), holder)).all()
+        return {str(r[0]) for r in rows}
+
+    def finish_many(self, day: date, rows: Sequence[Finished], holder: str,
+                    now: datetime | None = None) -> list[str]:
+        """Record outcomes in one transaction (the sender's group commit), each only if
+        ``holder`` still holds its row; return the emails it no longer held."""
+        if not rows:
+            return []
+        at, d = stored_now(now or utc_now()), day.isoformat()
+        params = [(r.status, r.message_id, r.error, stored_time(r.next_attempt), at,
+                   int(r.attempted), d, r.email, holder) for r in rows]
+        lost: list[str] = []
+        with self.begin() as conn:
+            # One statement per row, not executemany: each row's count says whether
+            # the holder still had it.
+            for r, p in zip(rows, params, strict=True):
+                if conn.exec_driver_sql(self.dialect.finish, p).rowcount != 1:
+                    lost.append(r.email)
+        return lost
 
     def release_orphans(self, day: date, dead: Callable[[str], bool],
                         now: datetime | None = None) -> int:
         """Rows left 'sending' by a sender that ``dead(claimed_by)`` says is gone: due now.
 
         They may or may not have reached the server (the crash window), so they go
-        back as deferred-due-now rather than waiting out ``stale_after``.
+        back as deferred-due-now rather than waiting out their lease. Their attempts
+        stay as they were: whether the server got the message is not known.
         """
         now = now or utc_now()
         c = deliveries.c
@@ -193,6 +224,7 @@ class Journal(Base):
             res = conn.execute(update(deliveries).where(
                 (c.day == day.isoformat()) & (c.status == "sending") & c.claimed_by.in_(gone)
             ).values(status="deferred", next_attempt=now, updated=now, claimed_by=None,
+                     lease_until=None,
                      last_error="the sender stopped mid-send; it may have been delivered"))
             return int(res.rowcount or 0)
 

@@ -7,6 +7,7 @@ data and runs each step of ``MIGRATIONS`` past its version, never recreated.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
     select,
 )
 from sqlalchemy.types import TypeDecorator
@@ -30,7 +32,7 @@ from digest.errors import StoreError
 if TYPE_CHECKING:
     from digest.store.dialect import Dialect
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -146,6 +148,9 @@ deliveries = Table(
     Column("last_error", Text),
     Column("claimed_by", Text),
     Column("claimed_at", UTCDateTime),
+    # v3 (leases): until when ``claimed_by`` holds a 'sending' row; past it anyone may
+    # take the row, and the old holder can no longer record an outcome for it.
+    Column("lease_until", UTCDateTime),
     Column("next_attempt", UTCDateTime),
     Column("updated", UTCDateTime),
     UniqueConstraint("day", "email"),
@@ -203,6 +208,10 @@ MIGRATIONS: dict[int, Sequence[str]] = {
     2: [f"ALTER TABLE feeds ADD COLUMN {c}" for c in (
         "moved_to TEXT", "retry_after VARCHAR(32)", "dead_since VARCHAR(32)",
         "last_checked VARCHAR(32)", "last_items INTEGER")],
+    # A row an older sender left 'sending' keeps the 600 s that sender was promised.
+    3: ["ALTER TABLE deliveries ADD COLUMN lease_until VARCHAR(32)",
+        "UPDATE deliveries SET lease_until = strftime('%Y-%m-%dT%H:%M:%S+00:00', claimed_at,"
+        " '+600 seconds') WHERE status = 'sending' AND claimed_at IS NOT NULL"],
 }
 
 
@@ -220,8 +229,16 @@ def migrate(conn: Connection, path: Path, dialect: Dialect) -> None:
         )
     for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
         for sql in MIGRATIONS.get(v, ()):
-            conn.exec_driver_sql(sql)
+            if not _added_already(conn, sql):
+                conn.exec_driver_sql(sql)
     set_meta(conn, dialect, "schema", str(SCHEMA_VERSION))
+
+
+def _added_already(conn: Connection, sql: str) -> bool:
+    """Whether ``sql`` adds a column create_all just made: a table missing from an
+    older file is created whole, in today's shape."""
+    m = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", sql)
+    return m is not None and m[2] in {c["name"] for c in inspect(conn).get_columns(m[1])}
 
 
 def set_meta(conn: Connection, dialect: Dialect, key: str, value: str) -> None:
@@ -230,13 +247,18 @@ def set_meta(conn: Connection, dialect: Dialect, key: str, value: str) -> None:
 
 
 def stored_time(value: datetime | None) -> str | None:
-    """A datetime as UTCDateTime stores it, for plain SQL; refuses a naive one."""
+    """A datetime as UTCDateTime stores it, for plain SQL; refuses a naive one (the
+    one binding every time the store writes goes through: a naive datetime would be
+    read as local time, hours off a lease or a backoff)."""
     return _UTC_DATETIME.process_bind_param(value, None)
+
+
+def stored_now(value: datetime) -> str:
+    """stored_time for a time that is never None."""
+    out = stored_time(value)
+    assert out is not None
+    return out
 
 
 _UTC_DATETIME = UTCDateTime()
 
-
-def iso(value: datetime) -> str:
-    """A datetime as UTCDateTime stores it."""
-    return value.astimezone(UTC).isoformat(timespec="seconds")
