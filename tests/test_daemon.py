@@ -5,42 +5,91 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from digest import config as configuration
+from digest import pipeline
 from tests.peers import FeedServer, SmtpServer, _Handler
 from tests.test_e2e import ACTIVE, make_project
 
 
-def schedule_in(config: Path, seconds: int) -> None:
-    fire_at = datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(seconds=seconds)
+def schedule_in(config: Path, seconds: int) -> datetime:
+    """Set the daily time a few seconds ahead; returns that moment, the clock the
+    test then reasons with (the run's day is the app's own today() of it)."""
+    fire_at = datetime.now(ZoneInfo("Europe/Berlin")).replace(microsecond=0) + \
+        timedelta(seconds=seconds)
     text = re.sub(r'time = "[0-9:]+"', f'time = "{fire_at:%H:%M:%S}"', config.read_text())
     config.write_text(text)
+    return fire_at
 
 
-def start_daemon(config: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "-v",
-                             "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=config.parent)
+class Daemon:
+    """`digest -v run` in a subprocess, its stdout and stderr read line by line as they
+    come, so a test waits for a line (an event) instead of sleeping."""
 
+    def __init__(self, config: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "digest", "--config", str(config), "-v", "run"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=config.parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.lines: dict[str, list[str]] = {"out": [], "err": []}
+        self.changed = threading.Condition()
+        self.readers = [threading.Thread(target=self._read, args=(name, pipe), daemon=True)
+                        for name, pipe in (("out", self.proc.stdout), ("err", self.proc.stderr))]
+        for reader in self.readers:
+            reader.start()
 
-def wait_for(predicate: Any, proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.1)
+    def _read(self, name: str, pipe: IO[str] | None) -> None:
+        assert pipe is not None
+        for line in pipe:
+            with self.changed:
+                self.lines[name].append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.lines[name].append("")  # EOF marker: the process closed its end
+            self.changed.notify_all()
+
+    def wait_line(self, stream: str, pattern: str, *, after: int = 0,
+                  timeout: float = 60) -> int:
+        """Wait for a line matching pattern (from line index ``after`` on); its index."""
+        found = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                lines = self.lines[stream]
+                for i in range(after, len(lines)):
+                    if found.search(lines[i]):
+                        return i
+                assert "" not in lines[after:], \
+                    f"daemon ended before {pattern!r}:\n{self.text('out')}{self.text('err')}"
+                left = deadline - time.monotonic()
+                assert left > 0, f"no {pattern!r} within {timeout} s:\n{self.text('err')}"
+                self.changed.wait(left)
+
+    def text(self, stream: str) -> str:
+        return "".join(self.lines[stream])
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+        for reader in self.readers:
+            reader.join(timeout=30)
+        return self.text("out"), self.text("err")
 
 
 def digest_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,14 +104,13 @@ def test_daemon_fires_at_the_scheduled_time_and_stops_cleanly(
     subs = tmp_path / "subscribers" / "subscribers.toml"
     subs.write_text(re.sub(r'timezone = "[^"]+"', 'timezone = "Europe/Berlin"', subs.read_text()))
     schedule_in(config, 3)
-    proc = start_daemon(config)
+    daemon = Daemon(config)
     try:
-        wait_for(lambda: len(smtp_server.received) >= len(ACTIVE), proc)
-        time.sleep(0.5)
+        # The job's own last line: everything it sends is at the server by then.
+        daemon.wait_line("err", r"group Europe/Berlin: sent \d+ of \d+")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+        out, err = daemon.stop()
+    assert daemon.proc.returncode == 0, err
     assert {r for m in smtp_server.received for r in m.rcpt_tos} == ACTIVE
     assert len(smtp_server.received) == len(ACTIVE)
     assert "next run for Europe/Berlin (3 subscribers)" in out
@@ -78,16 +126,27 @@ def test_daemon_fires_at_the_scheduled_time_and_stops_cleanly(
 
 
 class SlowHandler(_Handler):
-    """Takes a while over each message, so a signal lands mid-send."""
+    """Takes a while over each message, so a signal lands mid-send; sets ``reached``
+    once ``enough`` messages are in."""
+
+    def __init__(self, enough: int) -> None:
+        super().__init__()
+        self.count = 0
+        self.enough = enough
+        self.reached = threading.Event()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         await asyncio.sleep(0.05)
-        return await super().handle_DATA(server, session, envelope)
+        reply = await super().handle_DATA(server, session, envelope)
+        self.count += 1
+        if self.count >= self.enough:
+            self.reached.set()
+        return reply
 
 
 @pytest.fixture
 def slow_smtp() -> Iterator[SmtpServer]:
-    with SmtpServer(handler=SlowHandler()) as server:
+    with SmtpServer(handler=SlowHandler(enough=20)) as server:
         yield server
 
 
@@ -102,20 +161,24 @@ def test_sigterm_during_a_send_loses_and_repeats_no_one(
         tmp_path: Path, feed_server: FeedServer, slow_smtp: SmtpServer) -> None:
     config = make_project(tmp_path, feed_server, slow_smtp.port)
     everyone = many_subscribers(config, 200)
-    schedule_in(config, 3)
-    proc = start_daemon(config)
+    fire_at = schedule_in(config, 3)
+    handler = slow_smtp.handler
+    assert isinstance(handler, SlowHandler)
+    daemon = Daemon(config)
     try:
-        wait_for(lambda: len(slow_smtp.received) >= 20, proc)
+        assert handler.reached.wait(60), f"20 messages never arrived:\n{daemon.text('err')}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+        _out, err = daemon.stop()
+    assert daemon.proc.returncode == 0, err
     assert "stopped by signal" in err
     got = Counter(r for m in slow_smtp.received for r in m.rcpt_tos)
     assert got and max(got.values()) == 1
     assert len(got) < len(everyone), "the signal came too late to test anything"
 
-    journal = json.loads(digest_cli(config, "status", "--day", _today(), "--json").stdout)
+    # The journal's day is the app's today() at the scheduled moment, not the test's
+    # wall clock (which may have crossed midnight since).
+    day = pipeline.today(configuration.load(config), fire_at.astimezone(UTC)).isoformat()
+    journal = json.loads(digest_cli(config, "status", "--day", day, "--json").stdout)
     sent = {r["email"] for r in journal if r["status"] == "sent"}
     assert sent == set(got)  # the journal says exactly what the server got
     assert {r["status"] for r in journal} <= {"sent", "pending"}
@@ -127,30 +190,28 @@ def test_sigterm_during_a_send_loses_and_repeats_no_one(
     assert set(total) == everyone and max(total.values()) == 1
 
 
-def _today() -> str:
-    return datetime.now(ZoneInfo("Europe/Berlin")).date().isoformat()
-
-
 def test_second_daemon_refuses_and_sighup_reloads(tmp_path: Path, feed_server: FeedServer,
                                                  smtp_server: SmtpServer) -> None:
     config = make_project(tmp_path, feed_server, smtp_server.port)
-    proc = start_daemon(config)
+    daemon = Daemon(config)
     try:
-        wait_for(lambda: (tmp_path / "var" / "digest.db.lock").exists(), proc)
-        time.sleep(1.0)
+        # Printed once the lock is held and the signal handlers are in place.
+        daemon.wait_line("out", r"^digest daemon running")
         second = digest_cli(config, "run")
         assert second.returncode != 0
         lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and "another digest daemon" in lines[0], second.stderr
+        # SIGHUP alone (no file changed, so the watcher has nothing to say) reloads.
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_line("err", r"reloaded")
+        seen = len(daemon.lines["out"])
         config.write_text(config.read_text().replace('time = "07:00"', 'time = "08:15"'))
-        proc.send_signal(signal.SIGHUP)
-        time.sleep(2.0)
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_line("out", r"next run for Asia/Tokyo \(1 subscribers\): \S+T08:15:00\+09:00",
+                         after=seen)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "reloaded" in err
-    assert re.search(r"next run for Asia/Tokyo \(1 subscribers\): \S+T08:15:00\+09:00", out), out
+        _out, err = daemon.stop()
+    assert daemon.proc.returncode == 0, err
 
 
 def test_json_logs_carry_the_run_id(tmp_path: Path, feed_server: FeedServer,

@@ -48,10 +48,14 @@ def test_collect_send_twice_mails_everyone_once(tmp_path: Path, feed_server: Fee
     assert {r["url"] for r in rows} == {feed_server.url(n) for n in FEEDS}
 
     ranked = digest(config, "rank", "--json")
+    assert ranked.returncode == 0, ranked.stderr
     stories = json.loads(ranked.stdout)
-    assert stories and all({"url", "title", "source"} <= set(stories[0]["articles"][0])
-                           for _ in [0])
-    assert all(s["sections"] for s in stories)
+    assert stories
+    sources = {r["feed"] for r in rows}
+    for story in stories:  # every story and every article in it, not only the first
+        assert story["sections"] and story["articles"], story
+        for a in story["articles"]:
+            assert a["url"].startswith("http") and a["title"] and a["source"] in sources, a
 
     first = digest(config, "send")
     assert first.returncode == 0, first.stderr

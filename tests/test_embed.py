@@ -16,29 +16,52 @@ def texts() -> list[str]:
     return [embed_text(a) for a in load().articles]
 
 
-def test_worker_matches_in_process(texts: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    here = embed.Embedder().embed(texts)
+@pytest.fixture
+def worker(monkeypatch: pytest.MonkeyPatch) -> embed._Worker:
+    """The embedding worker, forced even on one core, for every day size; a worker
+    that does not start fails the test instead of skipping it."""
+    monkeypatch.setenv("DIGEST_EMBED_WORKER", "1")
     monkeypatch.setattr(embed, "WORKER_MIN_TEXTS", 1)
-    worker = embed._worker()
-    if worker is None:
-        pytest.skip("one core: no worker")
+    started = embed._worker()
+    assert started is not None, "the embedding worker did not start (or died earlier)"
+    return started
+
+
+def _here_only(texts: object) -> object:
+    raise AssertionError("embedded in this process: the worker's answer was lost")
+
+
+def test_worker_matches_in_process(texts: list[str], worker: embed._Worker,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    here = embed.Embedder().embed(texts)
+    # A failed worker would be covered up by embedding here: that way is shut.
+    monkeypatch.setattr(embed, "embedder", _here_only)
     first = embed.embed_async(texts)
     assert first._ticket is not None  # it went to the worker
     assert np.array_equal(first.result(), here)
     embed.forget()  # the worker starts cold again, and answers the same
     assert np.array_equal(embed.embed_async(texts[:7]).result(), here[:7])
+    assert worker.alive
 
 
-def test_an_answer_nobody_collected_is_dropped(texts: list[str],
+def test_an_answer_nobody_collected_is_dropped(texts: list[str], worker: embed._Worker,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embed, "WORKER_MIN_TEXTS", 1)
-    if embed._worker() is None:
-        pytest.skip("one core: no worker")
     here = embed.Embedder().embed(texts)
     stale = embed.embed_async(texts[:5])
     fresh = embed.embed_async(texts)
-    assert np.array_equal(fresh.result(), here)
+    with monkeypatch.context() as m:
+        m.setattr(embed, "embedder", _here_only)  # the fresh answer is the worker's
+        assert np.array_equal(fresh.result(), here)
     assert np.array_equal(stale.result(), here[:5])  # embedded here instead
+    assert worker.alive
+
+
+def test_the_worker_can_be_forced_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embed, "usable_cores", lambda: 1)
+    monkeypatch.delenv("DIGEST_EMBED_WORKER", raising=False)
+    assert embed._worker() is None  # one core: embed here
+    monkeypatch.setenv("DIGEST_EMBED_WORKER", "1")
+    assert embed._worker() is not None
 
 
 def test_small_days_stay_in_process(texts: list[str]) -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest import config as configuration
+from digest import pipeline
 from digest.cli import cli
 from digest.config import Config
 from digest.errors import DigestError
@@ -29,6 +31,8 @@ from digest.store.facade import Store
 from digest.web.preview import dark_html, fingerprint, serve
 from tests.peers import SmtpServer, free_port
 from tests.preview_site import MASTHEAD, REPO, Running, events, make_site, today
+
+LATE_UTC = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,11 @@ def test_dark_part_turns_the_dark_rules_on(preview: Running) -> None:
     assert dark_html(css) == "@media screen and (min-width: 0px) { a { color: #fff } }"
 
 
-def test_page_has_checks_text_raw_and_pickers(preview: Running, site: Config) -> None:
+def test_page_has_checks_text_raw_and_pickers(preview: Running, site: Config,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # The app's clock, injected: late on the 27th in UTC is already the 28th in Berlin,
+    # the newsletter's zone, and the page must name Berlin's day.
+    monkeypatch.setattr(pipeline, "utcnow", lambda: LATE_UTC)
     r = httpx.get(preview.url("/"), params={"subscriber": "grace@example.com"})
     assert r.status_code == 200
     page = r.text
@@ -82,7 +90,8 @@ def test_page_has_checks_text_raw_and_pickers(preview: Running, site: Config) ->
     assert 'id="text"' in page and 'id="raw"' in page and 'id="source"' in page
     assert "List-Unsubscribe" in page  # the raw headers
     assert '<option value="grace@example.com" selected>' in page
-    assert f"Today, {today(site):%a %Y-%m-%d} (live)" in page
+    assert today(site) == date(2026, 11, 28)
+    assert "Today, Sat 2026-11-28 (live)" in page
     assert 'id="test-send"' in page
 
 

@@ -4,6 +4,7 @@ made to fail each check."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,27 +17,31 @@ from digest.render.variant import PLACEHOLDERS, sample_selection
 from digest.web import checks
 from tests.preview_site import make_site
 
+# The clock every copy here is made at: late on the 27th in UTC, already the 28th in
+# Berlin (the newsletter's zone), so a UTC date where the app's day belongs shows.
+NOW = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, pipeline.Copy]:
     config = configuration.load(make_site(tmp_path_factory.mktemp("site")))
     store = pipeline.open_store(config)
     try:
-        pipeline.collect(config, store, now=pipeline.utcnow())
-        copy = pipeline.copy_for(config, store, now=pipeline.utcnow())
+        pipeline.collect(config, store, now=NOW)
+        copy = pipeline.copy_for(config, store, now=NOW)
     finally:
         store.close()
     assert copy is not None
+    assert "28 November 2026" in copy.html  # Berlin's day at NOW, not UTC's 27th
     return config, copy
 
 
 def with_html(config: Config, copy: pipeline.Copy, html: str) -> pipeline.Copy:
     """The same copy with other HTML, its MIME message rebuilt as a send would."""
     rendered = replace(copy.rendered, html=html)
-    day = pipeline.utcnow().date()
+    day = pipeline.today(config, NOW)
     personal = personal_for(config, "secret", copy.subscriber, day)
-    eml = message_bytes(config, rendered, copy.subscriber, personal, day=day,
-                        now=pipeline.utcnow())
+    eml = message_bytes(config, rendered, copy.subscriber, personal, day=day, now=NOW)
     return replace(copy, rendered=rendered, html=html, eml=eml)
 
 
@@ -96,7 +101,7 @@ def test_subject_and_preheader_lengths() -> None:
 
 def test_empty_sections_are_named(demo: tuple[Config, pipeline.Copy]) -> None:
     config, _ = demo
-    sample = sample_selection(pipeline.utcnow().date())
+    sample = sample_selection(pipeline.today(config, NOW))
     lead = sample.sections[0].stories[0]
     selection = Selection(day=sample.day, sections=(
         Section("Top stories", sample.sections[0].stories),

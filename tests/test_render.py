@@ -286,8 +286,24 @@ def test_missing_template(tmp_path: Path, cfg: Config) -> None:
 
 
 def test_check_templates_accepts_the_shipped_ones(cfg: Config, cfg_de: Config) -> None:
+    # Passing means no TemplateError; the test below shows the check can raise.
     check_templates(cfg)
     check_templates(cfg_de)
+
+
+@pytest.mark.parametrize(("needle", "fault"), [
+    ("{% if lead %}", "{% if lead %}{{ nope.x }}"),  # reached only on a day with stories
+    ("t.intro if lead else t.empty", "t.intro if lead else nope.x"),  # only on an empty day
+])
+def test_check_templates_renders_a_full_and_an_empty_day(tmp_path: Path, cfg: Config,
+                                                          needle: str, fault: str) -> None:
+    for path in (REPO / "templates").glob("*.j2"):
+        (tmp_path / path.name).write_text(path.read_text("utf-8"), "utf-8")
+    shipped = (tmp_path / "daily.mjml.j2").read_text("utf-8")
+    assert needle in shipped, "the shipped template changed: pick another spot to break"
+    (tmp_path / "daily.mjml.j2").write_text(shipped.replace(needle, fault), "utf-8")
+    with pytest.raises(TemplateError, match="nope"):
+        check_templates(cfg.with_overrides(paths={"templates": str(tmp_path)}))
 
 
 def test_child_template_can_override_a_block(tmp_path: Path, cfg: Config) -> None:

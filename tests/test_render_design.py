@@ -2,14 +2,19 @@
 
 Golden files live in tests/data/golden/; after an intended change to the templates
 rewrite them with  DIGEST_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_render_design.py
-and review the diff.
+review the diff, and rerun without the variable. A run with it set always fails,
+listing what it rewrote: a green run never comes from comparing goldens to themselves
+(and .ci/run refuses the variable).
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -46,17 +51,89 @@ def normalise_eml(raw: bytes) -> str:
     return re.sub(r"^Message-ID: .*$", "Message-ID: <MESSAGE-ID>", text, flags=re.M)
 
 
-def check_golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if UPDATE or not path.exists():
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(actual.encode("utf-8"))
-        if not UPDATE:
-            pytest.fail(f"{path} did not exist and was written; check it in and rerun")
-    expected = path.read_bytes().decode("utf-8")
-    assert actual == expected, (
-        f"{name} differs from the golden file; if the change is intended, rerun with "
-        "DIGEST_UPDATE_GOLDEN=1 and review the diff")
+class Goldens:
+    """Compares output with golden files. With ``update`` it writes them instead and
+    ``done()`` fails listing each file as new, changed (lines +/-) or unchanged."""
+
+    def __init__(self, folder: Path, *, update: bool) -> None:
+        self.folder = folder
+        self.update = update
+        self.notes: list[str] = []
+
+    def check(self, name: str, actual: str) -> None:
+        path = self.folder / name
+        old = path.read_bytes().decode("utf-8") if path.exists() else None
+        if self.update or old is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(actual.encode("utf-8"))
+            self.notes.append(f"{path}: {_change(old, actual)}, written")
+        elif actual != old:
+            self.notes.append(f"{path}: differs ({_change(old, actual)})")
+
+    def done(self) -> None:
+        if not self.notes:
+            return
+        if self.update:
+            why = ("DIGEST_UPDATE_GOLDEN=1 rewrote the goldens, so this run compared nothing "
+                   "and fails on purpose; review `git diff tests/data/golden`, then rerun "
+                   "without the variable")
+        else:
+            why = ("output differs from the golden files (a missing one was written); if the "
+                   "change is intended, rerun with DIGEST_UPDATE_GOLDEN=1 and review the diff")
+        pytest.fail(why + ":\n  " + "\n  ".join(self.notes), pytrace=False)
+
+
+def _change(old: str | None, new: str) -> str:
+    if old is None:
+        return "new"
+    if old == new:
+        return "unchanged"
+    diff = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0))
+    added = sum(1 for ln in diff if ln.startswith("+") and not ln.startswith("+++"))
+    removed = sum(1 for ln in diff if ln.startswith("-") and not ln.startswith("---"))
+    return f"changed, +{added} -{removed} lines"
+
+
+def test_golden_update_always_fails_and_lists_what_changed(tmp_path: Path) -> None:
+    (tmp_path / "same.txt").write_text("a\n", "utf-8")
+    (tmp_path / "moved.txt").write_text("a\nb\n", "utf-8")
+    goldens = Goldens(tmp_path, update=True)
+    goldens.check("same.txt", "a\n")
+    goldens.check("moved.txt", "a\nc\nd\n")
+    goldens.check("fresh.txt", "x\n")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        goldens.done()
+    message = str(failed.value)
+    assert "fails on purpose" in message
+    assert f"{tmp_path / 'same.txt'}: unchanged, written" in message
+    assert f"{tmp_path / 'moved.txt'}: changed, +2 -1 lines, written" in message
+    assert f"{tmp_path / 'fresh.txt'}: new, written" in message
+    assert (tmp_path / "moved.txt").read_text("utf-8") == "a\nc\nd\n"
+
+
+def test_golden_compare_fails_on_a_difference_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "g.txt").write_text("a\n", "utf-8")
+    goldens = Goldens(tmp_path, update=False)
+    goldens.check("g.txt", "a\n")
+    goldens.done()  # equal: passes
+    goldens.check("g.txt", "b\n")
+    with pytest.raises(pytest.fail.Exception, match=r"g\.txt: differs \(changed, \+1 -1"):
+        goldens.done()
+    assert (tmp_path / "g.txt").read_text("utf-8") == "a\n"
+
+
+def test_ci_refuses_to_run_with_golden_updates_on(tmp_path: Path) -> None:
+    # A PATH with only dirname: should the guard go, the script stops at its next
+    # command (apt-get, make) instead of starting the whole suite inside this test.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "dirname").symlink_to(shutil.which("dirname") or "/usr/bin/dirname")
+    proc = subprocess.run(["/bin/bash", str(REPO / ".ci" / "run")], capture_output=True,
+                          text=True, timeout=30,
+                          env={"PATH": str(tmp_path / "bin"), "DIGEST_UPDATE_GOLDEN": "1"})
+    assert proc.returncode != 0
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "DIGEST_UPDATE_GOLDEN" in lines[0], proc.stderr
 
 
 @pytest.mark.parametrize("lang", ["en", "de"])
@@ -68,12 +145,14 @@ def test_golden_html_text_and_eml(cfg: Config, lang: str,
     cfg = cfg.with_overrides(newsletter={"language": lang})
     rendered = render_variant(selection(6), cfg, variant="all", now=NOW)
     html, text = personalise(rendered, personal())
-    check_golden(f"daily.{lang}.html", html)
-    check_golden(f"daily.{lang}.txt", text)
+    goldens = Goldens(GOLDEN, update=UPDATE)
+    goldens.check(f"daily.{lang}.html", html)
+    goldens.check(f"daily.{lang}.txt", text)
     sub = Subscriber(email="zoe@example.net", name="Zoë Ångström")
     raw = prepare(cfg, rendered, day=DAY, fmt="html").bytes_for(
         sub, personal_for(cfg, "golden-secret", sub, DAY), now=NOW)
-    check_golden(f"daily.{lang}.eml", normalise_eml(raw).replace("\r\n", "\n"))
+    goldens.check(f"daily.{lang}.eml", normalise_eml(raw).replace("\r\n", "\n"))
+    goldens.done()
 
 
 # --- accessibility ------------------------------------------------------------------
