@@ -8,6 +8,7 @@ results in mutants/ there). Prints one score line per module.
 
     python tests/mutate.py             # every group
     python tests/mutate.py tokens rank # some of them
+    MUTATE_TESTS="tests/test_rank.py" python tests/mutate.py rank  # other test files
 """
 
 from __future__ import annotations
@@ -49,8 +50,21 @@ def settings(modules: list[str], tests: list[str]) -> str:
             "use_git_change_detection = false\n")
 
 
+def without_mutmut_table(text: str) -> str:
+    """pyproject.toml without its [tool.mutmut] table (the group's replaces it)."""
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("["):
+            inside = line.strip() == "[tool.mutmut]"
+        if not inside:
+            out.append(line)
+    return "".join(out)
+
+
 def run_group(name: str) -> dict[str, Counter[str]]:
     modules, tests = GROUPS[name]
+    if os.environ.get("MUTATE_TESTS"):  # other test files, e.g. a score before new tests
+        tests = os.environ["MUTATE_TESTS"].split()
     work = REPO / "var" / "mutate" / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -60,9 +74,8 @@ def run_group(name: str) -> dict[str, Counter[str]]:
             shutil.copytree(src, work / item, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
             shutil.copy2(src, work / item)
-    base = (REPO / "pyproject.toml").read_text()
-    base = base.split("\n[tool.mutmut]", 1)[0]  # this group's settings instead
-    (work / "pyproject.toml").write_text(base + settings(modules, tests))
+    (work / "pyproject.toml").write_text(without_mutmut_table(
+        (REPO / "pyproject.toml").read_text()) + settings(modules, tests))
     env = {**os.environ, "PYTHONPATH": str(work)}
     cores = str(max(1, (os.cpu_count() or 2) - 1))
     with (work / "mutmut.log").open("w") as log:  # its progress line redraws per mutant

@@ -330,14 +330,14 @@ def test_base64_keeps_a_trailing_x() -> None:
 @pytest.mark.parametrize("text", ["", "QUJD!", "QUJD+", "QU/D", "QUJDé", "QU JD"])
 def test_only_url_safe_base64_decodes(text: str) -> None:
     # b64decode would quietly drop the stray characters and decode the rest.
-    with pytest.raises(ValueError, match="^not URL-safe base64$"):
+    with pytest.raises(ValueError, match=r"^not URL-safe base64$"):
         tokens._unb64(text)
 
 
 def test_an_empty_secret_signs_nothing() -> None:
-    with pytest.raises(ValueError, match="^empty signing secret$"):
+    with pytest.raises(ValueError, match=r"^empty signing secret$"):
         tokens.make("", "ada@example.org", LIST)
-    with pytest.raises(ValueError, match="^empty signing secret$"):
+    with pytest.raises(ValueError, match=r"^empty signing secret$"):
         Keyring(current="").make("ada@example.org", LIST)
 
 
