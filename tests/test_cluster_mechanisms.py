@@ -161,3 +161,36 @@ def test_lsh_finds_paraphrases_that_share_no_word_to_block_on() -> None:
         assert pair in found, (a, b)
         assert frozenset((a, b)) in groups, (a, b)
     assert all(frozenset((t,)) in groups for t in OTHERS)
+
+
+# -- both scoring paths give a pair the same score -----------------------------
+
+def test_bulk_and_one_at_a_time_scores_agree() -> None:
+    from digest.rank.candidates import add_lsh_pairs
+    from tests.clusterset import load
+
+    day = cluster.prepare(list(load().articles))
+    blocked = blocked_pairs(day)
+    n = len(day.sigs)
+    by_blocking = set((blocked[0] * n + blocked[1]).tolist())
+    i, j, lexnum, keynum = add_lsh_pairs(day, *blocked)
+    bulk = pairscore.score_pairs(day, i, j, lexnum, keynum)
+    one = day.scorer()
+    lazy = np.array([one(a, b) for a, b in zip(i.tolist(), j.tolist(), strict=True)])
+    penalties = np.array([pairscore.penalty(day.sigs[a], day.sigs[b])
+                          for a, b in zip(i.tolist(), j.tolist(), strict=True)])
+    merging = bulk >= 0
+    assert merging.sum() > 100 and (~merging).sum() > 100
+    # Pairs that may merge: the same score both ways, penalty included.
+    assert np.allclose(bulk[merging], lazy[merging], atol=1e-5)
+    # Pairs below 0 in bulk: penalised if they scored >= 0 before it, else they lack
+    # only their penalty (which is why linking re-scores them one at a time).
+    window = bulk == -1.0
+    # (LSH-only pairs enter the bulk without the few words they share: not compared.)
+    rest = ~merging & ~window & np.isin(i * n + j, list(by_blocking))
+    penalised = np.isclose(bulk, lazy, atol=1e-5) & (bulk + penalties >= 0)
+    unpenalised = np.isclose(bulk - penalties, lazy, atol=1e-5) & (bulk < 0)
+    assert np.all((penalised | unpenalised)[rest])
+    assert (unpenalised & rest & (penalties > 0)).sum() > 10  # what linking must redo
+    assert np.all(lazy[window] == -1.0)
+    assert one(0, 0) > 0  # an article is like itself
