@@ -257,6 +257,9 @@ def test_addr_spec_quotes_and_refuses() -> None:
 def test_list_fields_exactly_and_their_refusals() -> None:
     assert hd.list_id("Daily", "daily.example.org") == 'List-Id: "Daily" <daily.example.org>\r\n'
     assert hd.list_id("", "daily.example.org") == "List-Id: <daily.example.org>\r\n"
+    assert hd.list_id("", "XX.example") == "List-Id: <XX.example>\r\n"
+    assert hd.list_unsubscribe("https://x.example/uX", "uX@x.example").startswith(
+        "List-Unsubscribe: <https://x.example/uX>,")
     for bad in ("a<b", "a>b", "a b", "a\rb", "a\nb", "dé", "a\x7fb"):
         with pytest.raises(ValueError, match=r"^unsafe List-Id: "):
             hd.list_id("Daily", bad)
@@ -295,6 +298,10 @@ def test_block_order_and_optional_fields() -> None:
     assert list(fields) == ["from", "to", "reply-to", "subject", "date", "message-id", "list-id",
                             "list-unsubscribe", "list-unsubscribe-post"]
     assert fields["from"] == "From: News <news@example.org>\r\n"
+    assert fields["to"] == "To: Ada <ada@example.org>\r\n"
+    assert fields["subject"] == "Subject: Today\r\n"
+    assert fields["date"] == "Date: Wed, 04 Mar 2026 08:00:00 +0000\r\n"
+    assert fields["message-id"] == "Message-ID: <m@example.org>\r\n"
     assert fields["reply-to"] == "Reply-To: Desk <desk@example.org>\r\n"
     assert fields["list-id"] == 'List-Id: "Daily" <daily.example.org>\r\n'
     assert fields["list-unsubscribe-post"] == (
