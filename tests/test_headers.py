@@ -190,6 +190,7 @@ def _b(text: str) -> str:
 def test_header_text_and_display_name_exactly() -> None:
     assert hd.header_text("a\r\nb\tc\u2028d\u2029e\x00f\x7fg\x85h  i ") == "a b c d e f g h i"
     assert hd.header_text("  plain   words ") == "plain words"
+    assert hd.header_text("a\x00b\x7fc\x1bd") == "a b c d"  # ASCII, not printable
     assert hd.header_text("Zoë\u00a0x") == "Zoë x"
     assert hd.display_name("a" * hd.NAME_MAX) == "a" * hd.NAME_MAX
     assert hd.display_name("a" * (hd.NAME_MAX + 1)) == "a" * hd.NAME_MAX
@@ -246,6 +247,7 @@ def test_addr_spec_quotes_and_refuses() -> None:
     assert hd.addr_spec('a"b\\c@example.org') == '"a\\"b\\\\c"@example.org'
     assert hd.addr_spec("zoë.x@example.org") == "zoë.x@example.org"  # RFC 6532
     assert hd.addr_spec("a@b@example.org") == '"a@b"@example.org'
+    assert hd.addr_spec("Xavier@EXAMPLE.org") == "Xavier@EXAMPLE.org"
     for bad in ("a<b@example.org", "a>b@example.org", "a\nb@example.org", "a@exa\x00mple.org"):
         with pytest.raises(ValueError, match=r"^unsafe address: "):
             hd.addr_spec(bad)
