@@ -236,3 +236,17 @@ def test_bulk_and_one_at_a_time_scores_agree_past_the_edges() -> None:
     assert day.df["storm"] > day.cap
     assert day.score(0, 1) > -1.0 and day.score(2, 3) == -1.0
     assert_paths_agree(day_articles)
+
+
+def test_the_days_evidence_follows_the_documented_formulas() -> None:
+    day_articles = articles(["Storm hits Valdor coast", "Storm hits Kesmir", "Quiet day in Orlan"])
+    day = cluster.prepare(day_articles)
+    n = len(day_articles)
+    for word, df in day.df.items():
+        assert day.idf[word] == pytest.approx(np.log((n + 10) / (df + 0.5)))
+    for k, s in enumerate(day.sigs):
+        assert day.norm[k] == pytest.approx(np.sqrt(sum(day.idf[w] ** 2 for w in s.words)))
+        assert day.key_mass[k] == pytest.approx(sum(day.idf[w] for w in s.keys))
+        assert day.hours[k] == pytest.approx(day_articles[k].published.timestamp() / 3600.0)
+    assert day.df["storm"] == 2 and day.cap == pairscore.MAX_POSTING
+    assert day.vec.shape[0] == n and np.allclose(np.linalg.norm(day.vec, axis=1), 1.0)
