@@ -68,7 +68,7 @@ def run_group(name: str) -> dict[str, Counter[str]]:
     modules, tests = GROUPS[name]
     if os.environ.get("MUTATE_TESTS"):  # other test files, e.g. a score before new tests
         tests = os.environ["MUTATE_TESTS"].split()
-    work = REPO / "var" / "mutate" / name
+    work = REPO / "var" / "mutate" / (name + ("-other" if os.environ.get("MUTATE_TESTS") else ""))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     for item in COPY:
@@ -110,7 +110,7 @@ def main(names: list[str]) -> None:
             score = 100.0 * killed / total if total else 0.0
             lines.append(f"{module}: {killed}/{total} killed ({score:.0f}%), "
                          f"{c['survived']} survived, {c['no tests']} without tests "
-                         f"(survivors: var/mutate/{name}/survivors.txt)")
+                         f"(survivors: var/mutate/{name}*/survivors.txt)")
     print("\n".join(lines))
 
 
