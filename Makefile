@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: $(VENV)/.installed-test
 # Each benchmark prints its figures and a ratio against a baseline run in the same process.
 bench: $(VENV)/.installed-test
 	@set -e; for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+# Mutation testing (not in CI; minutes per module group): `make mutate` for every group,
+# `make mutate GROUPS="tokens rank"` for some. Scores per module; see docs/testing.md.
+mutate: $(VENV)/.installed-test
+	$(BIN)/python tests/mutate.py $(GROUPS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

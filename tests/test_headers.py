@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from digest import config as config_mod
 from digest.config import Config
+from digest.mail import headers as hd
 from digest.mail.headers import display_name, header_text, mailbox, unstructured
 from digest.mail.message import message_bytes, personal_for, prepare
 from digest.models import Article, Rendered, Section, Selection, Story, Subscriber
@@ -178,3 +179,132 @@ def test_the_cve_shape_is_literal_text_not_a_header() -> None:
     unsafe = EmailMessage(policy=email.policy.SMTP)
     unsafe["Subject"] = "=?utf-8?q?=0D=0ABcc:_x@evil.example?="
     assert b"\r\nBcc: x@evil.example" in unsafe.as_bytes()
+
+
+# -- each field's exact bytes, and its limits (what `make mutate` found unguarded) --
+
+def _b(text: str) -> str:
+    return "=?utf-8?b?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+def test_header_text_and_display_name_exactly() -> None:
+    assert hd.header_text("a\r\nb\tc\u2028d\u2029e\x00f\x7fg\x85h  i ") == "a b c d e f g h i"
+    assert hd.header_text("  plain   words ") == "plain words"
+    assert hd.header_text("a\x00b\x7fc\x1bd") == "a b c d"  # ASCII, not printable
+    assert hd.header_text("Zoë\u00a0x") == "Zoë x"
+    assert hd.display_name("a" * hd.NAME_MAX) == "a" * hd.NAME_MAX
+    assert hd.display_name("a" * (hd.NAME_MAX + 1)) == "a" * hd.NAME_MAX
+    assert hd.display_name("a" * (hd.NAME_MAX - 1) + " b") == "a" * (hd.NAME_MAX - 1)
+    assert hd.NAME_MAX == 150 and hd.WIDTH == 78 and hd.HARD_WIDTH == 998
+
+
+def test_encoded_words_are_cut_at_39_bytes_between_characters() -> None:
+    assert hd._encoded_word(b"hi") == "=?utf-8?b?aGk=?="
+    assert hd._encoded_words("") == ["=?utf-8?b??="]
+    assert hd._encoded_words("a" * 39) == [_b("a" * 39)]
+    assert hd._encoded_words("a" * 40) == [_b("a" * 39), _b("a")]
+    assert hd._encoded_words("é" * 20) == [_b("é" * 19), _b("é")]  # 2-byte characters
+    assert hd._needs_encoding("=?") and hd._needs_encoding("é") and hd._needs_encoding("\x7f")
+    assert not hd._needs_encoding("") and not hd._needs_encoding("plain ~text!")
+
+
+def test_fold_breaks_past_78_columns_never_after_the_field_name() -> None:
+    assert hd._fold(["To:", "a" * 74]) == "To: " + "a" * 74 + "\r\n"  # 78: fits
+    assert hd._fold(["To:", "a" * 70, "b" * 3]) == "To: " + "a" * 70 + " bbb\r\n"  # 78
+    assert hd._fold(["To:", "a" * 70, "b" * 4]) == "To: " + "a" * 70 + "\r\n bbbb\r\n"  # 79
+    assert hd._fold(["Subject:", "x" * 100]) == "Subject: " + "x" * 100 + "\r\n"
+    assert hd._fold(["A:", "b" * 80, "c"]) == "A: " + "b" * 80 + "\r\n c\r\n"
+
+
+def test_unstructured_exactly() -> None:
+    assert hd.unstructured("Subject", "") == "Subject:\r\n"
+    assert hd.unstructured("Subject", " \r\n ") == "Subject:\r\n"
+    assert hd.unstructured("Subject", "Hello  world") == "Subject: Hello world\r\n"
+    # A run of words needing encoding is one run of encoded words, its spaces inside.
+    assert hd.unstructured("Subject", "Héllo wörld and =?x") == (
+        f"Subject: {_b('Héllo wörld')} and {_b('=?x')}\r\n")
+    assert hd.unstructured("Subject", "x é") == f"Subject: x {_b('é')}\r\n"
+    assert hd.unstructured("Subject", "a" * 76) == "Subject: " + "a" * 76 + "\r\n"
+    long = "a" * 77  # too long to fold: encoded, so it can be cut
+    assert hd.unstructured("Subject", long) == (
+        f"Subject: {_b('a' * 39)}\r\n {_b('a' * 38)}\r\n")
+
+
+def test_phrases_atoms_quoted_and_encoded() -> None:
+    assert hd._phrase("Ada Lovelace") == ["Ada", "Lovelace"]
+    assert hd._phrase("Ada Lovelace", quoted=True) == ['"Ada', 'Lovelace"']
+    assert hd._phrase('A. "B" C\\') == ['"A.', '\\"B\\"', 'C\\\\"']
+    assert hd._phrase("Zoë") == [_b("Zoë")]
+    assert hd.mailbox("To", "", "ada@example.org") == "To: ada@example.org\r\n"
+    assert hd.mailbox("To", "Ada Lovelace", " ada@example.org ") == (
+        "To: Ada Lovelace <ada@example.org>\r\n")
+    assert hd.mailbox("From", "Dr. Ada", "ada@bücher.example") == (
+        'From: "Dr. Ada" <ada@xn--bcher-kva.example>\r\n')
+
+
+def test_addr_spec_quotes_and_refuses() -> None:
+    assert hd.addr_spec("a b@example.org") == '"a b"@example.org'
+    assert hd.addr_spec('a"b\\c@example.org') == '"a\\"b\\\\c"@example.org'
+    assert hd.addr_spec("zoë.x@example.org") == "zoë.x@example.org"  # RFC 6532
+    assert hd.addr_spec("a@b@example.org") == '"a@b"@example.org'
+    assert hd.addr_spec("Xavier@EXAMPLE.org") == "Xavier@EXAMPLE.org"
+    for bad in ("a<b@example.org", "a>b@example.org", "a\nb@example.org", "a@exa\x00mple.org"):
+        with pytest.raises(ValueError, match=r"^unsafe address: "):
+            hd.addr_spec(bad)
+    for bad in ("@example.org", "ada@", "ada"):
+        with pytest.raises(ValueError, match=r"^not an address: "):
+            hd.addr_spec(bad)
+
+
+def test_list_fields_exactly_and_their_refusals() -> None:
+    assert hd.list_id("Daily", "daily.example.org") == 'List-Id: "Daily" <daily.example.org>\r\n'
+    assert hd.list_id("", "daily.example.org") == "List-Id: <daily.example.org>\r\n"
+    assert hd.list_id("", "XX.example") == "List-Id: <XX.example>\r\n"
+    assert hd.list_unsubscribe("https://x.example/uX", "uX@x.example").startswith(
+        "List-Unsubscribe: <https://x.example/uX>,")
+    for bad in ("a<b", "a>b", "a b", "a\rb", "a\nb", "dé", "a\x7fb"):
+        with pytest.raises(ValueError, match=r"^unsafe List-Id: "):
+            hd.list_id("Daily", bad)
+    assert hd.list_unsubscribe("https://x.example/u/t", "u@x.example") == (
+        "List-Unsubscribe: <https://x.example/u/t>,\r\n"
+        " <mailto:u@x.example?subject=unsubscribe>\r\n")
+    for bad in ("https://x.example/é", "https://x\n", "https://x\x00", "a<b", "a>b", "a b",
+                "a,b"):
+        with pytest.raises(ValueError, match=r"^unsafe List-Unsubscribe target: "):
+            hd.list_unsubscribe(bad, "u@x.example")
+        with pytest.raises(ValueError, match=r"^unsafe List-Unsubscribe target: "):
+            hd.list_unsubscribe("https://x.example/u", bad)
+
+
+def test_message_id_and_date_exactly() -> None:
+    assert hd.message_id("<a@b>") == "Message-ID: <a@b>\r\n"
+    longest = "<" + "a" * (hd.HARD_WIDTH - 13 - 4) + "@b>"
+    assert len(longest) == hd.HARD_WIDTH - 13  # the longest accepted: the line stays < 998
+    assert hd.message_id(longest) == f"Message-ID: {longest}\r\n"
+    for bad in (longest[:-1] + "b>", "<a b@c>", "<a\r\n@b>", "<é@b>"):
+        with pytest.raises(ValueError, match=r"^unsafe Message-ID: "):
+            hd.message_id(bad)
+    assert hd.date(datetime(2026, 3, 4, 8, 5, 9, tzinfo=UTC)) == (
+        "Date: Wed, 04 Mar 2026 08:05:09 +0000\r\n")
+
+
+def test_block_order_and_optional_fields() -> None:
+    base = hd.Headers(sender=hd.Mailbox("News", "news@example.org"),
+                      to=hd.Mailbox("Ada", "ada@example.org"), subject="Today",
+                      date=datetime(2026, 3, 4, 8, tzinfo=UTC), message_id="<m@example.org>")
+    assert [n for n, _ in hd.block(base)] == ["from", "to", "subject", "date", "message-id"]
+    full = replace(base, reply_to=hd.Mailbox("Desk", "desk@example.org"), list_name="Daily",
+                   list_id="daily.example.org",
+                   unsubscribe=("https://x.example/u/t", "u@x.example"))
+    fields = dict(hd.block(full))
+    assert list(fields) == ["from", "to", "reply-to", "subject", "date", "message-id", "list-id",
+                            "list-unsubscribe", "list-unsubscribe-post"]
+    assert fields["from"] == "From: News <news@example.org>\r\n"
+    assert fields["to"] == "To: Ada <ada@example.org>\r\n"
+    assert fields["subject"] == "Subject: Today\r\n"
+    assert fields["date"] == "Date: Wed, 04 Mar 2026 08:00:00 +0000\r\n"
+    assert fields["message-id"] == "Message-ID: <m@example.org>\r\n"
+    assert fields["reply-to"] == "Reply-To: Desk <desk@example.org>\r\n"
+    assert fields["list-id"] == 'List-Id: "Daily" <daily.example.org>\r\n'
+    assert fields["list-unsubscribe-post"] == (
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")

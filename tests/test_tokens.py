@@ -313,3 +313,71 @@ def test_serve_refuses_a_link_forged_with_the_retired_database_secret(
         assert refused.status_code == 400 and "Link not valid" in refused.text
         page = http.get(f"{base}/{sent}")
         assert page.status_code == 200 and "ada@example.org" in page.text
+
+
+# -- the edges mutation testing found unguarded (make mutate) ---------------------
+
+def _token(payload: str, secret: str = "s") -> str:
+    """A token around any payload, signed as make() would sign it."""
+    return f"{tokens._b64(payload.encode())}.{tokens._b64(tokens._mac(secret, payload, LIST))}"
+
+
+def test_base64_keeps_a_trailing_x() -> None:
+    assert tokens._b64(b"\x00\x00\x17") == "AAAX"  # only padding is stripped, not 'X'
+    assert tokens._unb64("AAAX") == b"\x00\x00\x17"
+
+
+@pytest.mark.parametrize("text", ["", "QUJD!", "QUJD+", "QU/D", "QUJDé", "QU JD"])
+def test_only_url_safe_base64_decodes(text: str) -> None:
+    # b64decode would quietly drop the stray characters and decode the rest.
+    with pytest.raises(ValueError, match=r"^not URL-safe base64$"):
+        tokens._unb64(text)
+
+
+def test_an_empty_secret_signs_nothing() -> None:
+    with pytest.raises(ValueError, match=r"^empty signing secret$"):
+        tokens.make("", "ada@example.org", LIST)
+    with pytest.raises(ValueError, match=r"^empty signing secret$"):
+        Keyring(current="").make("ada@example.org", LIST)
+
+
+def test_issue_day_field_is_at_most_six_digits() -> None:
+    six = tokens.parse(_token("ada@example.org\x00999999"))
+    assert six is not None and six.issued == date(2020, 1, 1) + timedelta(days=999999)
+    assert tokens.parse(_token("ada@example.org\x001000000")) is None
+    assert tokens.parse(_token("ada@example.org\x00-12")) is None
+    assert tokens.parse(_token("ada@example.org\x00١٢")) is None  # Arabic-Indic digits
+
+
+def test_a_token_without_an_address_is_garbled() -> None:
+    assert tokens.parse(_token("\x002522")) is None
+    assert tokens.parse(_token("")) is None
+    assert tokens.read("s", _token("\x002522"), LIST) is None
+
+
+def test_keyring_make_keeps_the_issue_day() -> None:
+    ring = Keyring(current="s")
+    parsed = tokens.parse(ring.make("ada@example.org", LIST, TODAY))
+    assert parsed is not None and parsed.issued == TODAY
+
+
+def test_split_entry_takes_the_last_at() -> None:
+    assert tokens.split_entry(" se@cret@2026-01-02 ") == ("se@cret", date(2026, 1, 2))
+    assert tokens.split_entry("@2026-01-02") == ("@2026-01-02", None)  # no secret before it
+    assert tokens.split_entry("secret@tuesday") == ("secret@tuesday", None)
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_today_is_the_utc_day_whatever_the_local_zone(zone: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    # +14 h and -11 h: at any hour one of the two is on another date than UTC.
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert tokens._today() == datetime.now(UTC).date()
+    finally:
+        monkeypatch.undo()
+        time.tzset()

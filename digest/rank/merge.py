@@ -35,7 +35,12 @@ def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[lis
     # Groups only ever grow along pairs scoring ≥ 0, so only pairs inside one
     # connected part of those can be looked up while groups are compared.
     part = _components(n, i[scores >= 0], j[scores >= 0])
-    kept = part[i] == part[j]
+    # Only pairs scoring >= 0 are taken from the bulk scores: score_pairs skips the
+    # contradiction penalty where the score is already below 0 (it cannot change
+    # which pairs merge), but a pair's score also enters group averages, where a
+    # missing penalty would count. Every other pair is scored here once, penalty
+    # included, as a pair blocking never proposed is, so both paths weigh it the same.
+    kept = (part[i] == part[j]) & (scores >= 0)
     table = dict(zip((i[kept] * n + j[kept]).tolist(), scores[kept].tolist(), strict=True))
     score = day.scorer()
 
