@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "feeds"
 sys.path.insert(0, str(ROOT))
 
+from bench._procs import pss_mb  # noqa: E402
+
 TARGET_RATIO = 20.0
 TARGET_COLD = 1.5
 TARGET_WARM = 0.3
@@ -103,18 +105,6 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _pss_mb(pid: int) -> float:
-    """Proportional set size: shared pages (the forked workers share their imports)
-    counted once across the processes that share them."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
-    return 0.0
-
-
 def _descendants(root: int, skip: set[int]) -> list[int]:
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -147,7 +137,7 @@ def peak_memory(urls: list[str], db: Path, server_pid: int) -> float:
     def sample() -> None:
         nonlocal peak
         while not done.wait(0.02):
-            peak = max(peak, sum(_pss_mb(p) for p in _descendants(os.getpid(), skip)))
+            peak = max(peak, sum(pss_mb(p) for p in _descendants(os.getpid(), skip)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

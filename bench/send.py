@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 from bench._naive import naive_message  # noqa: E402
+from bench._procs import pss_mb  # noqa: E402
 from digest import config as config_mod  # noqa: E402
 from digest import pipeline  # noqa: E402
 from digest.mail.message import personal_for, prepare  # noqa: E402
@@ -164,18 +165,6 @@ def baseline(port: int, config: config_mod.Config, rendered: Rendered, n: int) -
     return n / (time.perf_counter() - started)
 
 
-def _pss_mb(pid: int) -> float:
-    """Proportional set size: pages shared between the sender and its helpers (forked
-    or not) counted once across them."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
-    return 0.0
-
-
 def _descendants(root: int) -> list[int]:
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -206,7 +195,7 @@ def memory_child(args: argparse.Namespace) -> None:
         while not done.wait(0.02):
             tree = _descendants(os.getpid())
             helpers = max(helpers, len(tree) - 1)
-            peak_tree = max(peak_tree, sum(_pss_mb(p) for p in tree))
+            peak_tree = max(peak_tree, sum(pss_mb(p) for p in tree))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
