@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "feeds"
 sys.path.insert(0, str(ROOT))
 
-from bench._procs import pss_mb  # noqa: E402
+from bench._procs import descendants, pss_mb  # noqa: E402
 
 TARGET_RATIO = 20.0
 TARGET_COLD = 1.5
@@ -105,24 +105,6 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _descendants(root: int, skip: set[int]) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            parents.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += [c for c in parents.get(pid, ()) if c not in skip]
-    return out
-
-
 def peak_memory(urls: list[str], db: Path, server_pid: int) -> float:
     """Peak total memory (MB) of a cold collect: this process and its parse workers,
     sampled every 20 ms in a run of its own, so the sampling costs no timed run.
@@ -137,7 +119,7 @@ def peak_memory(urls: list[str], db: Path, server_pid: int) -> float:
     def sample() -> None:
         nonlocal peak
         while not done.wait(0.02):
-            peak = max(peak, sum(pss_mb(p) for p in _descendants(os.getpid(), skip)))
+            peak = max(peak, sum(pss_mb(p) for p in descendants(os.getpid(), skip)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 from bench._naive import naive_message  # noqa: E402
-from bench._procs import pss_mb  # noqa: E402
+from bench._procs import descendants, pss_mb  # noqa: E402
 from digest import config as config_mod  # noqa: E402
 from digest import pipeline  # noqa: E402
 from digest.mail.message import personal_for, prepare  # noqa: E402
@@ -165,23 +165,6 @@ def baseline(port: int, config: config_mod.Config, rendered: Rendered, n: int) -
     return n / (time.perf_counter() - started)
 
 
-def _descendants(root: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += parents.get(pid, [])
-    return out
-
-
 def memory_child(args: argparse.Namespace) -> None:
     """Run in a fresh process: send to a long list, print peak memory as JSON: this
     process's VmHWM, and the peak PSS of it and its helpers (the DKIM signers)."""
@@ -193,7 +176,7 @@ def memory_child(args: argparse.Namespace) -> None:
     def sample() -> None:
         nonlocal peak_tree, helpers
         while not done.wait(0.02):
-            tree = _descendants(os.getpid())
+            tree = descendants(os.getpid())
             helpers = max(helpers, len(tree) - 1)
             peak_tree = max(peak_tree, sum(pss_mb(p) for p in tree))
 
