@@ -46,6 +46,7 @@ KEY_ORDER = ("url", "name", "site", "weight", "topics")
 _FEEDS_HEADER = re.compile(r"""\s*\[\[\s*(?:feeds|"feeds"|'feeds')\s*\]\]\s*(?:#.*)?$""")
 _ANY_HEADER = re.compile(r"""\s*\[\[?\s*[^\[\]#=]+?\s*\]\]?\s*(?:#.*)?$""")
 _COMMENT = re.compile(r"\s*#")
+_LINE = re.compile(r"[^\n]*\n|[^\n]+$")
 _KEY_INDENT = re.compile(r"(\s*)[\w\"'-]")
 _local_lock = threading.Lock()
 
@@ -135,7 +136,9 @@ def with_feed_removed(text: str, path: Path, index: int) -> str:
             start -= 1
         del lines[start:b.body_end]
     else:
-        del lines[b.header:b.end]
+        # Comments right above stay, and so does the blank line under the entry: a
+        # comment left behind is never glued to the section that follows.
+        del lines[b.header:b.body_end]
 
     def expect(d: dict[str, Any]) -> None:
         del d["feeds"][index]
@@ -152,7 +155,7 @@ def feed_entries(text: str, path: Path) -> list[dict[str, Any]]:
 
 def header_lines(text: str) -> list[int]:
     """1-based line numbers of the [[feeds]] headers, in order (for messages)."""
-    return [b.header + 1 for b in _blocks(text.splitlines(keepends=True))]
+    return [b.header + 1 for b in _blocks(_lines(text))]
 
 
 def _feeds(text: str, path: Path) -> tuple[dict[str, Any], list[Block], list[str]]:
@@ -161,13 +164,19 @@ def _feeds(text: str, path: Path) -> tuple[dict[str, Any], list[Block], list[str
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}", hint="fix it, then retry") from None
     feeds = data.get("feeds", [])
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     found = _blocks(lines)
     if not isinstance(feeds, list) or len(found) != len(feeds):
         raise ConfigError(f"{path}: cannot edit the feeds safely",
                           hint="write each feed as its own [[feeds]] table, as config.toml "
                                "ships them, or edit the file by hand")
     return data, found, lines
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a TOML text, each with its end. Only LF (or CRLF) ends a TOML line:
+    str.splitlines would also split at U+0085 or U+2028 inside a string."""
+    return _LINE.findall(text)
 
 
 def _blocks(lines: Sequence[str]) -> list[Block]:

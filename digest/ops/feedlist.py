@@ -33,6 +33,12 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def clean_name(text: str) -> str:
+    """One line of printable text: a name from a feed or a file must not carry control
+    or bidi characters into config.toml and every terminal that shows it."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:200]
+
+
 # -- what is the same feed ------------------------------------------------------------
 
 def same_feed_key(url: str) -> str:
@@ -127,8 +133,8 @@ def add(config: Config, url: str, *, name: str | None = None, weight: float | No
     found = asyncio.run(_find(config, address, now or datetime.now(UTC)))
     entry: dict[str, Any] = {
         "url": found.url,
-        "name": " ".join((name or "").split()) or outlet_name(found.title, found.site,
-                                                              found.url)}
+        "name": clean_name(name or "") or clean_name(outlet_name(found.title, found.site,
+                                                                 found.url))}
     if found.site and same_feed_key(found.site) != same_feed_key(found.url):
         entry["site"] = found.site
     if weight is not None:
@@ -256,7 +262,7 @@ def _candidates(config: Config, outlines: Sequence[opml.Outline],
             report.skipped.append((o.line, o.xml_url[:200], f"refused: {e.message}"))
             continue
         site = _web_or_empty(o.html_url)
-        entry: dict[str, Any] = {"url": url, "name": outlet_name(o.title, site, url)}
+        entry: dict[str, Any] = {"url": url, "name": clean_name(outlet_name(o.title, site, url))}
         if site and same_feed_key(site) != same_feed_key(url):
             entry["site"] = site
         if o.weight is not None and o.weight != 1.0:
