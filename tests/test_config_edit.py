@@ -26,7 +26,8 @@ LAYOUTS = {
         "# my digest\r\n[newsletter]\r\nname = \"N\"\r\n\r\n"
         "# feeds I read\r\n[[feeds]]\r\n  url = \"https://a.example/rss\"  # the first\r\n"
         "  name = \"A\"\r\n\r\n\r\n[[feeds]]\r\n  url = \"https://b.example/atom\"\r\n"
-        "  # weight = 2   (too loud)\r\n\r\n# Topics\r\n[topics.tech]\r\nkeywords = [\"chip\"]\r\n"),
+        "  # weight = 2   (too loud)\r\n\r\n# Topics\r\n[topics.tech]\r\n"
+        "keywords = [\"chip\"]\r\n"),
     "feeds last, closing comment, no final newline": (
         "[newsletter]\nname = \"N\"\n\n[[feeds]]\nurl = \"https://a.example/rss\"\n"
         "name = \"A\"\n\n# end of the list: add more above\n# (really)"),
