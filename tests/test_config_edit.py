@@ -107,6 +107,15 @@ def test_an_invalid_entry_is_refused_before_anything_is_written() -> None:
         edit.with_feeds_added(LAYOUTS["no feeds yet"], P, [{"url": "javascript:alert(1)"}])
 
 
+def test_only_a_line_feed_ends_a_line() -> None:
+    # str.splitlines would end a line at U+2028 or U+0085 inside this string, and read
+    # what follows as a second [[feeds]] header.
+    old = '[[feeds]]\nurl = "https://a.example/"\nname = "A\u2028[[feeds]] # x\x85"\n'
+    added = edit.with_feeds_added(old, P, [NEW])
+    assert tomllib.loads(added)["feeds"][0]["name"] == "A\u2028[[feeds]] # x\x85"
+    assert edit.with_feed_removed(added, P, 1) == old
+
+
 @settings(max_examples=60, deadline=None)
 @given(name=st.text(max_size=40), site=st.text(max_size=20))
 def test_any_name_is_written_as_toml_that_reads_back_the_same(name: str, site: str) -> None:

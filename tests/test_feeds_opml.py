@@ -153,15 +153,24 @@ def test_hostile_or_broken_files_are_refused_in_one_line_naming_the_line(
     assert config.read_bytes() == before
 
 
-def test_an_external_dtd_is_never_fetched(config: Path, tmp_path: Path) -> None:
+def test_a_file_naming_a_dtd_is_refused_and_nothing_is_fetched(config: Path,
+                                                                tmp_path: Path) -> None:
+    (tmp_path / "evil.dtd").write_text('<!ENTITY leak SYSTEM "file:///etc/hostname">')
     with FeedServer(tmp_path) as server:
-        (tmp_path / "evil.dtd").write_text('<!ELEMENT opml ANY>')
         source = tmp_path / "feeds.opml"
-        source.write_text(f'<!DOCTYPE opml SYSTEM "{server.url("evil.dtd")}">\n<opml '
-                          'version="2.0"><body><outline text="A" '
-                          'xmlUrl="https://a.example/rss"/></body></opml>')
-        out = imported(config, source)
-        assert server.requests == [] and len(out["added"]) == 1
+        for dtd in (f'SYSTEM "{server.url("evil.dtd")}"',
+                    f'PUBLIC "-//x//y" "{server.url("evil.dtd")}"'):
+            source.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE opml {dtd}>\n<opml '
+                              'version="2.0"><body><outline text="&leak;" '
+                              'xmlUrl="https://a.example/rss"/></body></opml>')
+            refused = run(config, "import", str(source))
+            assert refused.exit_code == 1, refused.output
+            assert f"{source}:2: the file points to a DTD" in refused.output
+        assert server.requests == []
+    # A bare DOCTYPE names nothing to read: the file is read.
+    source.write_text('<!DOCTYPE opml>\n<opml version="2.0"><body><outline text="A" '
+                      'xmlUrl="https://a.example/rss"/></body></opml>')
+    assert len(imported(config, source)["added"]) == 1
 
 
 def test_addresses_that_are_not_web_feeds_are_refused_one_by_one(config: Path,
@@ -191,10 +200,12 @@ def etree_escape(value: str) -> str:
 def test_export_round_trips_through_import(config: Path, tmp_path: Path) -> None:
     imported(config, OPML / "feedly.opml")
     imported(config, OPML / "miniflux.opml")
+    config.write_text(config.read_text() + '\n[[feeds]]\nurl = "https://w.example/rss"\n'
+                      'name = "Weighty"\nweight = 0.25\ntopics = ["tech", "world"]\n')
     out = tmp_path / "feeds.opml"
     result = run(config, "export", "--opml", "-o", str(out))
     assert result.exit_code == 0, result.output
-    assert "exported 8 feeds to" in result.output
+    assert "exported 9 feeds to" in result.output
     assert "left out 5 local feed file(s)" in result.output  # the demo's files
     root = etree.fromstring(out.read_bytes())
     assert root.get("version") == "2.0"
