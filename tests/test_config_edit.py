@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.config import edit
-from digest.errors import ConfigError
+from digest.errors import BusyError, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 P = Path("config.toml")
@@ -137,6 +137,16 @@ def test_a_file_changed_meanwhile_is_not_overwritten(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="changed while it was being edited"):
         edit.edit(path, change)
     assert path.read_text().endswith("# saved by an editor meanwhile\n")
+
+
+def test_an_edit_waits_for_another_editor_and_never_interleaves(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(LAYOUTS["no feeds yet"])
+    with edit.folder_lock(tmp_path):  # another digest command, mid-edit
+        with pytest.raises(BusyError, match="another digest command is editing"):
+            edit.edit(path, lambda t: edit.with_feeds_added(t, path, [NEW]), timeout=0)
+        assert path.read_text() == LAYOUTS["no feeds yet"]
+    assert edit.edit(path, lambda t: edit.with_feeds_added(t, path, [NEW]), timeout=0)
 
 
 def test_the_bom_and_the_file_mode_stay(tmp_path: Path) -> None:

@@ -227,3 +227,24 @@ def test_every_corpus_feed_is_added_or_refused_in_one_line(server: FeedServer,
     assert len(listed) == len(names) and config.read_text().startswith("# my feeds\n")
     # Named by their own titles: the outlets are told apart, not all "127.0.0.1".
     assert len({f["name"] for f in listed}) >= len(names) - 1
+
+
+def test_a_page_offering_only_a_json_feed_gets_it(server: FeedServer, config: Path) -> None:
+    feed = {"version": "https://jsonfeed.org/version/1.1", "title": "  Json\tOutlet ",
+            "home_page_url": "https://json.example/",
+            "items": [{"id": "1", "url": "https://json.example/1", "title": "One",
+                       "content_text": "x", "date_published": "2026-02-18T06:00:00Z"}]}
+    server.routes["/feed.json"] = lambda _: (200, {"Content-Type": "application/feed+json"},
+                                             json.dumps(feed).encode())
+    page(server, "/", '<LINK REL="Alternate" TYPE="application/feed+json" HREF="feed.json">')
+    out = json.loads(run(config, "add", server.url("/"), "--json").output)
+    assert (out["name"], out["url"], out["items"], out["site"]) == (
+        "Json Outlet", server.url("feed.json"), 1, "https://json.example/")
+
+
+def test_the_feeds_group_keeps_its_own_options_and_lists_its_commands(config: Path) -> None:
+    feeds = cli.commands["feeds"]
+    assert sorted(feeds.commands) == ["add", "export", "import", "remove"]  # type: ignore[attr-defined]
+    for command in ("add", "remove", "import", "export"):
+        help_text = run(config, command, "--help").output
+        assert "Example:" in help_text and "Exit codes:" in help_text, command
