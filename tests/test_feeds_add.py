@@ -248,3 +248,21 @@ def test_the_feeds_group_keeps_its_own_options_and_lists_its_commands(config: Pa
     for command in ("add", "remove", "import", "export"):
         help_text = run(config, command, "--help").output
         assert "Example:" in help_text and "Exit codes:" in help_text, command
+
+
+@pytest.mark.parametrize(("doc", "expected"), [
+    (b'<rss xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel>'
+     b"<itunes:title>Not this</itunes:title><title> Right\n one </title>"
+     b"<link>https://r.example/</link></channel></rss>", ("Right one", "https://r.example/")),
+    (b'<feed xmlns="http://www.w3.org/2005/Atom"><title type="html">Tom &amp;amp; '
+     b'&lt;b&gt;Jerry&lt;/b&gt;</title><link rel="self" href="https://t.example/feed"/>'
+     b'<link rel="alternate" type="text/html" href="https://t.example/"/></feed>',
+     ("Tom & Jerry", "https://t.example/")),
+    (b'\xef\xbb\xbf{"version": "https://jsonfeed.org/version/1", "title": "J", '
+     b'"home_page_url": "https://j.example/"}', ("J", "https://j.example/")),
+    (b"<html><body>not a feed</body></html>", ("", "")),
+])
+def test_a_feeds_own_title_and_site(doc: bytes, expected: tuple[str, str]) -> None:
+    from digest.collect.discover import feed_meta
+
+    assert feed_meta(doc) == expected

@@ -25,7 +25,7 @@ from lxml import etree
 from digest.collect.charset import decode, to_xml_bytes
 from digest.collect.fetch import Fetched, Fetcher, FetchError
 from digest.collect.parse import parse_feed
-from digest.collect.text import collapse
+from digest.collect.text import collapse, html_to_text
 from digest.errors import FeedError
 from digest.models import Feed
 
@@ -151,8 +151,10 @@ def feed_meta(body: bytes, content_type: str | None = None) -> tuple[str, str]:
     channel = _child(root, "channel")
     top = channel if channel is not None else root
     title = _child(top, "title")
-    return (collapse("".join(title.itertext())) if title is not None else "",
-            _site_link(top))
+    text = "".join(title.itertext()) if title is not None else ""
+    if title is not None and title.get("type") in ("html", "text/html"):
+        text = html_to_text(text)  # Atom's escaped HTML: "A &lt;b&gt;B&lt;/b&gt;" is "A B"
+    return collapse(text), _site_link(top)
 
 
 async def find_feed(fetcher: Fetcher, url: str, *, now: datetime) -> Found:

@@ -23,7 +23,6 @@ import errno
 import fcntl
 import os
 import re
-import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,7 +47,6 @@ _ANY_HEADER = re.compile(r"""\s*\[\[?\s*[^\[\]#=]+?\s*\]\]?\s*(?:#.*)?$""")
 _COMMENT = re.compile(r"\s*#")
 _LINE = re.compile(r"[^\n]*\n|[^\n]+$")
 _KEY_INDENT = re.compile(r"(\s*)[\w\"'-]")
-_local_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -262,14 +260,15 @@ def _checked(path: Path, old: dict[str, Any], new: str,
 
 # -- the file ----------------------------------------------------------------------
 
-def edit(path: Path, change: Callable[[str], str]) -> bool:
+def edit(path: Path, change: Callable[[str], str], *,
+         timeout: float = LOCK_WAIT_SECONDS) -> bool:
     """Apply ``change`` to config.toml's text and write it atomically; False if unchanged.
 
     Read, change and write happen under the folder's lock; a file that changed anyway
     (a text editor's save) is never overwritten: nothing is written and the error
     says to run the command again.
     """
-    with folder_lock(path.parent):
+    with folder_lock(path.parent, timeout):
         snap = snapshot(path)
         new = change(snap.text)
         if new == snap.text:
@@ -284,24 +283,26 @@ def edit(path: Path, change: Callable[[str], str]) -> bool:
 
 @contextlib.contextmanager
 def folder_lock(folder: Path, timeout: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
-    """An exclusive flock on the folder (the file itself is replaced by rename)."""
+    """An exclusive flock on the folder (the file itself is replaced by rename, so a
+    lock on it would be on an inode about to go away). Each call opens the folder
+    anew, so threads of one process exclude each other as processes do."""
     deadline = time.monotonic() + timeout
-    with _local_lock:  # threads of one process take turns too
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            wait = 0.002
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as e:
-                    if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise BusyError(f"{folder}: another digest command is editing "
-                                        "config.toml", hint="try again shortly") from None
-                    time.sleep(wait)
-                    wait = min(wait * 2, 0.05)
-            yield
-        finally:
-            os.close(fd)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        wait = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise BusyError(f"{folder}: another digest command is editing "
+                                    "config.toml; nothing written",
+                                    hint="try again shortly") from None
+                time.sleep(wait)  # polling: flock has no timeout of its own
+                wait = min(wait * 2, 0.05)
+        yield
+    finally:
+        os.close(fd)

@@ -7,9 +7,9 @@ to any depth. Attribute names vary in case between readers (``xmlUrl``,
 ``xmlurl``), so they are matched without it.
 
 An OPML file comes from elsewhere (a download, a colleague): a document that
-declares entities (billion laughs, external entities reading local files) is
-refused before it is parsed, and the parser itself expands nothing and fetches
-nothing.
+declares entities (billion laughs, external entities reading local files) or names
+a DTD is refused before it is parsed, and the parser itself expands nothing and
+fetches nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ MAX_BYTES = 20 * 2**20  # an OPML of 10,000 feeds is ~2 MB
 # Where digest keeps what OPML has no attribute for (a feed's weight), on export.
 DIGEST_NS = "https://github.com/digest/opml"
 _ENTITY = re.compile(r"<!ENTITY", re.I)
+# A bare <!DOCTYPE opml> is harmless; one that names a DTD could make a parser read a
+# file or a URL, and one with an internal subset could declare what the check above
+# did not spell out.
+_EXTERNAL_DTD = re.compile(r"<!DOCTYPE\s+[^\s>\[]+\s*(?:SYSTEM|PUBLIC|\[)", re.I)
 _PARSER: dict[str, Any] = {
     "resolve_entities": False, "load_dtd": False, "no_network": True, "dtd_validation": False,
     "huge_tree": False, "recover": False, "remove_pis": True,
@@ -77,6 +81,12 @@ def read_opml(path: Path) -> Opml:
         line = text.count("\n", 0, m.start()) + 1
         raise OpmlError(f"{path}:{line}: the file declares XML entities (<!ENTITY>), which "
                         "OPML never needs; refused", hint="export it again from the feed reader")
+    m = _EXTERNAL_DTD.search(text)
+    if m:
+        line = text.count("\n", 0, m.start()) + 1
+        raise OpmlError(f"{path}:{line}: the file points to a DTD (<!DOCTYPE ... SYSTEM/"
+                        "PUBLIC/[...]>), which OPML never needs; refused",
+                        hint="export it again from the feed reader")
     data = to_xml_bytes(body)
     if data is None:
         raise OpmlError(f"{path}:1: not OPML (not an XML document)",
