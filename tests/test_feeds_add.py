@@ -266,3 +266,33 @@ def test_a_feeds_own_title_and_site(doc: bytes, expected: tuple[str, str]) -> No
     from digest.collect.discover import feed_meta
 
     assert feed_meta(doc) == expected
+
+
+def test_the_real_day_added_by_page_or_url_is_collected_under_its_own_names(
+        tmp_path: Path) -> None:
+    """The fourteen feeds of tests/data/realday, each added the way a new user would
+    (half by a page that names the feed), then collected at the day's clock."""
+    from digest import pipeline
+    from digest.config import load
+
+    realday = Path(__file__).parent / "data" / "realday" / "feeds"
+    config = tmp_path / "config.toml"
+    config.write_text('[newsletter]\nname = "N"\n\n[storage]\npath = "var/digest.db"\n')
+    with FeedServer(realday) as server:
+        for i, name in enumerate(sorted(p.name for p in realday.iterdir())):
+            url = server.url(name)
+            if i % 2:
+                page(server, f"/site-{i}/", '<link rel="alternate" type="application/rss+xml"'
+                     f' href="../{name}">')
+                url = server.url(f"/site-{i}/")
+            assert run(config, "add", url).exit_code == 0, name
+        loaded = load(config)
+        store = pipeline.open_store(loaded)
+        try:
+            results = pipeline.collect(loaded, store, now=NOW)
+        finally:
+            store.close()
+    assert [r.status for r in results] == ["ok"] * 14
+    names = {f.name for f in loaded.feeds}
+    assert len(names) == 14 and "127.0.0.1" not in names
+    assert {"World - CBSNews.com", "NPR Topics: World", "TheWeek feed", "World"} <= names
