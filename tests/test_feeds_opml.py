@@ -182,12 +182,13 @@ def test_addresses_that_are_not_web_feeds_are_refused_one_by_one(config: Path,
     outlines = "".join(f'<outline text="Bad {i}" xmlUrl="{etree_escape(u)}"/>'
                        for i, u in enumerate(bad))
     source = tmp_path / "mixed.opml"
-    source.write_text(f'<opml version="2.0"><body>{outlines}<outline text="Good" '
-                      'xmlUrl="feed://good.example/rss" htmlUrl="javascript:alert(1)"/>'
+    source.write_text(f'<opml version="2.0"><body>{outlines}<outline text="Go&#x202E;o&#x200F;d'
+                      '&#x9;&#xA;" xmlUrl="feed://good.example/rss" htmlUrl="javascript:alert(1)"/>'
                       '</body></opml>')
     out = imported(config, source)
     assert [s["reason"].split(":")[0] for s in out["skipped"]] == ["refused"] * len(bad)
-    # feed:// is the old "subscribe" scheme for http; the javascript: site is dropped.
+    # feed:// is the old "subscribe" scheme for http; the javascript: site is dropped;
+    # bidi overrides and line breaks never reach config.toml or a terminal.
     assert new_feeds(config) == [{"url": "http://good.example/rss", "name": "Good"}]
     text = config.read_text()
     assert "javascript" not in text and "passwd" not in text and "ftp:" not in text

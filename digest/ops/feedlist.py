@@ -36,7 +36,8 @@ def plural(n: int, word: str) -> str:
 def clean_name(text: str) -> str:
     """One line of printable text: a name from a feed or a file must not carry control
     or bidi characters into config.toml and every terminal that shows it."""
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:200]
+    kept = "".join(c for c in text if c.isprintable() or c.isspace())
+    return " ".join(kept.split())[:200]
 
 
 # -- what is the same feed ------------------------------------------------------------

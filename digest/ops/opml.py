@@ -150,7 +150,7 @@ def _attrs(el: Any) -> dict[str, str]:
 
 
 def _clean(text: str) -> str:
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
 
 
 def _categories(value: str) -> tuple[str, ...]:
