@@ -180,8 +180,10 @@ def _lines(text: str) -> list[str]:
 def _blocks(lines: Sequence[str]) -> list[Block]:
     headers = [i for i, ln in enumerate(lines) if _ANY_HEADER.match(ln)]
     out = []
-    for h in (i for i in headers if _FEEDS_HEADER.match(lines[i])):
-        nxt = next((j for j in headers if j > h), None)
+    for k, h in enumerate(headers):
+        if not _FEEDS_HEADER.match(lines[h]):
+            continue
+        nxt = headers[k + 1] if k + 1 < len(headers) else None
         lead = _lead(lines, h, nxt)
         body_end = h + 1
         for i in range(h + 1, lead):
