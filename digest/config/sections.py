@@ -137,6 +137,8 @@ class FeedConfig(_Section):
     """Source weight in the score; 1.0 is neutral."""
     topics: tuple[str, ...] = ()
     """Topics every article of this feed belongs to."""
+    site: str = ""
+    """The site's home page (OPML's htmlUrl), as `digest feeds add`/`import` found it."""
 
     @field_validator("url")
     @classmethod
