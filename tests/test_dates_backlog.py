@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from digest import config as configuration
+from digest import console as report
 from digest.collect.collector import collect_sync
 from digest.collect.dates import news_date
 from digest.models import Article
@@ -102,6 +103,8 @@ def test_first_collect_is_backlog_later_undated_items_are_news(
     (first,) = collect_sync(cfg.feeds, store, now=NOW, parse_workers=0)
     assert (first.new, first.undated, first.backlog) == (6, 4, 4)
     assert (first.as_json()["undated"], first.as_json()["backlog"]) == (4, 4)
+    assert report.collect_summary([first]).endswith(
+        "6 new articles (4 undated, dated by first sight; 4 of them backlog, never ranked)")
     got = _stored(store)
     for title in ("About", "Projects", "Conference 2031", "Garbled"):
         assert (got[title].dated, got[title].backlog, got[title].published) == (
@@ -117,6 +120,8 @@ def test_first_collect_is_backlog_later_undated_items_are_news(
     (second,) = collect_sync(cfg.feeds, store, now=later, parse_workers=0)
     assert (second.new, second.undated, second.backlog) == (2, 2, 0)
     assert "backlog" not in second.as_json()
+    assert report.collect_summary([second]).endswith(
+        "2 new articles (2 undated, dated by first sight)")
     got = _stored(store)
     for title in ("New page", "Setup"):
         assert (got[title].dated, got[title].backlog, got[title].published) == (
