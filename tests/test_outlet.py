@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,5 +184,42 @@ def test_a_configured_name_wins_and_renames_what_is_stored(
         assert result.feed == "The Alpha"
         # The article stored before the rename carries the outlet's name now.
         assert [a.source for a in store.articles_since(None)] == ["The Alpha"]
+    finally:
+        store.close()
+
+
+def test_a_file_from_before_titles_learns_them_with_one_full_get(
+        tmp_path: Path, server: FeedServer) -> None:
+    """A feed an older digest collected has validators but no title: its next collect
+    asks without them once, and the outlet's name reaches its stored articles."""
+    import sqlite3
+
+    body = _rss("Tech – Gazette", "https://gazette.example/", [
+        ("Gazette story", "https://gazette.example/1")])
+    asked: list[str | None] = []
+
+    def conditional(handler: Any) -> tuple[int, dict[str, str], bytes]:
+        asked.append(handler.headers.get("If-None-Match"))
+        if handler.headers.get("If-None-Match") == '"v1"':
+            return 304, {"ETag": '"v1"'}, b""
+        return 200, {"ETag": '"v1"', "Content-Type": "application/rss+xml"}, body
+
+    server.routes["/g.xml"] = conditional
+    cfg = _config(tmp_path, server, ["g.xml"], [""])
+    path = tmp_path / "digest.db"
+    store = Store.open(path)
+    collect_sync(cfg.feeds, store, now=NOW, parse_workers=0)
+    store.close()
+    with sqlite3.connect(path) as db:  # as an older digest left it: named by the host
+        db.executescript("UPDATE feeds SET title = NULL, site = NULL, name = '127.0.0.1';"
+                         "UPDATE articles SET source = '127.0.0.1';")
+    store = Store.open(path)
+    try:
+        (again,) = collect_sync(cfg.feeds, store, now=NOW.replace(hour=8), parse_workers=0)
+        assert (again.status, again.feed) == ("ok", "Gazette")
+        assert [a.source for a in store.articles_since(None)] == ["Gazette"]
+        (third,) = collect_sync(cfg.feeds, store, now=NOW.replace(hour=9), parse_workers=0)
+        assert (third.status, third.feed) == ("not_modified", "Gazette")
+        assert asked == [None, None, '"v1"']
     finally:
         store.close()

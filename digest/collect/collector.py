@@ -195,6 +195,10 @@ async def _collect_one(feed: Feed, run: _Run) -> FeedResult:
         return FeedResult(feed=name, url=feed.url, status="error", error=skip,
                           moved_to=state.moved_to)
     url = state.moved_to or feed.url
+    if state.title is None and state.last_success is not None:
+        # Collected by a digest that did not keep feed titles: one full GET learns the
+        # title that names the outlet (a 304 would not carry it).
+        state = replace(state, etag=None, last_modified=None)
     try:
         fetched = await _fetch(url, run, state)
         moved_to = fetched.moved_to or state.moved_to
@@ -247,8 +251,9 @@ def backlog_marked(articles: Sequence[Article], *, first: bool) -> list[Article]
 
 
 def _will_send_a_document(state: FeedState | None) -> bool:
-    """A feed with nothing to make a GET conditional will answer with a document."""
-    return state is None or not (state.etag or state.last_modified)
+    """A feed with nothing to make a GET conditional will answer with a document (so
+    will one whose title is still to learn: see _collect_one)."""
+    return state is None or state.title is None or not (state.etag or state.last_modified)
 
 
 def _skip_reason(state: FeedState, now: datetime) -> str | None:
