@@ -111,6 +111,10 @@ def test_corpus_feed_titles_name_their_outlet(file: str, title: str, outlet: str
     ("", "", "feeds.example"),  # nothing at all: the feed's own host
     ("World", "/", "feeds.example"),  # a relative site link names no host
     ("x" * 80, "https://long.example/", "long.example"),  # a sentence, not a name
+    # Markup, line breaks and control characters never reach a byline.
+    ("&lt;b&gt;Harbour&lt;/b&gt; Herald\r\nBcc: x@evil.example\x00", "",
+     "Harbour Herald Bcc"),
+    ("Ha\u200brbour\u2028Herald", "", "Harbour Herald"),
 ])
 def test_titles_of_the_wild(title: str, site: str, outlet: str) -> None:
     assert outlet_name(title, site, "https://www.feeds.example/rss") == outlet

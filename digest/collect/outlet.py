@@ -25,6 +25,7 @@ MAX_NAME = 60
 # " - ", " – ", " — ", " | ", " : ", ": ", " • ", " » ": what separates a publisher
 # from its section or tagline. A dash needs blanks around it ("J-F Gagné" is a name).
 _SEPARATOR = re.compile(r"\s+[-–—|•·»:]+\s+|\s+[-–—|•·»]+$|^[-–—|•·»]+\s+|:\s+")
+_TAG = re.compile(r"<[^<>]*>")
 _COMMENTS = re.compile(r"^comments? (?:on|for)\s*:?\s*", re.I)
 # Hugo's default list title: "{{ .Title }} on {{ .Site.Title }}" ("Posts on Alex Blackie").
 _HUGO = re.compile(r"^(?P<what>.+?) on (?P<site>[^\s].*)$")
@@ -45,7 +46,7 @@ def outlet_name(title: str, site_url: str, feed_url: str) -> str:
     the site's host without "www." (``site_url``: the feed's own link to its site,
     may be empty or relative; ``feed_url`` is the last resort)."""
     host = site_host(site_url, feed_url)
-    clean = " ".join(html.unescape(title or "").split())
+    clean = _plain(title)
     clean = _COMMENTS.sub("", clean)
     if not clean:
         return host
@@ -63,6 +64,16 @@ def outlet_name(title: str, site_url: str, feed_url: str) -> str:
     if not name or _is_generic(name) or len(name) > MAX_NAME:
         return host
     return name
+
+
+def _plain(title: str) -> str:
+    """The title as one line of text: entities decoded, markup and control and format
+    characters dropped (it becomes a byline in every email)."""
+    text = _TAG.sub(" ", html.unescape(title or ""))
+    # A zero-width character goes; any other control or separator is a blank.
+    text = "".join("" if unicodedata.category(c) == "Cf" else
+                   " " if unicodedata.category(c)[0] in "CZ" else c for c in text)
+    return " ".join(text.split())
 
 
 def site_host(site_url: str, feed_url: str) -> str:
