@@ -140,3 +140,20 @@ def test_explain_names_every_factor(cfg: configuration.Config,
     assert row["score"] == story.score
     assert {"recency", "age_hours", "weight", "topics", "outlets", "coverage", "newest",
             "undated"} <= set(row["components"])
+
+
+def test_a_dated_report_leads_over_one_dated_by_first_sight(
+        cfg: configuration.Config) -> None:
+    """The undated report is fuller (an image, a longer lead) and newer by first sight;
+    the report whose feed dated it still leads the story."""
+    from dataclasses import replace
+
+    dated = art(1, "one", "Harbour bridge reopens after two years of repairs",
+                NOW - timedelta(hours=2))
+    undated = replace(art(2, "two", "Harbour bridge reopens after two years of repairs",
+                          NOW, "The harbour bridge reopened on Friday after repairs."),
+                      image="https://two.example/bridge.jpg", dated=False)
+    ranked = ranker.rank([undated, dated], cfg, now=NOW, day=DAY)
+    (story,) = ranked.stories
+    assert story.lead is dated and story.others == (undated,)
+    assert story.reasons["undated"] == 1 and story.reasons["age_hours"] == 0
