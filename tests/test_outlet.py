@@ -115,6 +115,8 @@ def test_corpus_feed_titles_name_their_outlet(file: str, title: str, outlet: str
     ("&lt;b&gt;Harbour&lt;/b&gt; Herald\r\nBcc: x@evil.example\x00", "",
      "Harbour Herald Bcc"),
     ("Ha\u200brbour\u2028Herald", "", "Harbour Herald"),
+    ("https://www.example.org/feed.xml", "https://www.example.org/", "example.org"),
+    ("Nachrichten - Harbour Herald", "https://hh.example/", "Harbour Herald"),
 ])
 def test_titles_of_the_wild(title: str, site: str, outlet: str) -> None:
     assert outlet_name(title, site, "https://www.feeds.example/rss") == outlet

@@ -36,7 +36,11 @@ _GENERIC = frozenset("""
     feeds health home index latest main news opinion podcast podcasts politics posts
     rss atom science sport sports stories tech technology top topics us uk video web
     world headlines updates recent content international national local economy
+    nachrichten welt politik wirtschaft kultur startseite aktuell schlagzeilen
+    actualites monde noticias mundo portada
     """.split())
+# A title that is only an address names no outlet the host does not name better.
+_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)\S*$", re.I)
 # Trailing words that describe the feed, not the outlet ("NPR Topics", "TheWeek feed").
 _TRAILING = re.compile(r"(?:\s+(?:rss|atom|feed|feeds|topics|headlines|news feed))+$", re.I)
 
@@ -48,7 +52,7 @@ def outlet_name(title: str, site_url: str, feed_url: str) -> str:
     host = site_host(site_url, feed_url)
     clean = _plain(title)
     clean = _COMMENTS.sub("", clean)
-    if not clean:
+    if not clean or _ADDRESS.match(clean):
         return host
     hugo = _HUGO.match(clean)
     # A long description before " on " ("Canadian entrepreneur and software developer
