@@ -102,6 +102,9 @@ def test_corpus_feed_titles_name_their_outlet(file: str, title: str, outlet: str
     ("BBC News - World", "https://www.bbc.co.uk/news/world", "BBC News"),
     ("Recent content on Jane Doe", "https://jane.example/", "Jane Doe"),
     ("Notes on Programming", "https://notes.example/", "Notes on Programming"),
+    ("A few notes on software design", "https://notes.example/",
+     "A few notes on software design"),
+    ("Writing about the web on Ada Byron", "https://adabyron.example/", "Ada Byron"),
     ("Politics | The Guardian", "https://www.theguardian.com/politics", "The Guardian"),
     ("Tech &amp; Science – Example", "https://example.org/", "Example"),
     # The part that matches the site's host names the outlet, wherever it stands.

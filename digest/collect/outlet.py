@@ -55,10 +55,7 @@ def outlet_name(title: str, site_url: str, feed_url: str) -> str:
     if not clean or _ADDRESS.match(clean):
         return host
     hugo = _HUGO.match(clean)
-    # A long description before " on " ("Canadian entrepreneur and software developer
-    # on Alex Blackie") is Hugo's too; a short one is a title ("Notes on Programming").
-    if hugo and (_HUGO_WHAT.match(hugo["what"]) or len(hugo["what"].split()) >= 3) \
-            and len(hugo["site"].split()) <= 4 and not _SEPARATOR.search(hugo["site"]):
+    if hugo and _hugo_site(hugo["what"], hugo["site"], host):
         clean = hugo["site"]
     parts = [p.strip() for p in _SEPARATOR.split(clean)]
     parts = [p for p in parts if p and not _is_generic(p)]
@@ -68,6 +65,19 @@ def outlet_name(title: str, site_url: str, feed_url: str) -> str:
     if not name or _is_generic(name) or len(name) > MAX_NAME:
         return host
     return name
+
+
+def _hugo_site(what: str, site: str, host: str) -> bool:
+    """Whether "<what> on <site>" is Hugo's list title. Its own words ("Posts on X"),
+    or a site that is the host; else a long description before " on " ("Canadian
+    entrepreneur and software developer on Alex Blackie") and a name after it, in
+    capitals. A short start is a title of its own ("Notes on Programming")."""
+    words = site.split()
+    if len(words) > 4 or _SEPARATOR.search(site):
+        return False
+    if _HUGO_WHAT.match(what) or _matches_host(site, _host_labels(host)):
+        return True
+    return len(what.split()) >= 3 and all(w[:1].isupper() or w[:1].isdigit() for w in words)
 
 
 def _plain(title: str) -> str:
