@@ -99,6 +99,11 @@ def collect_summary(results: Sequence[FeedResult]) -> str:
     new = sum(r.new for r in results)
     line = f"collected {len(results)} feeds: {ok} ok, {nm} not modified, {len(bad)} failed; " \
            f"{new} new articles"
+    undated = sum(r.undated for r in results)
+    if undated:
+        backlog = sum(r.backlog for r in results)
+        line += f" ({undated} undated, dated by first sight"
+        line += f"; {backlog} of them backlog, never ranked)" if backlog else ")"
     moved = [r for r in results if getattr(r, "moved_to", None)]
     if moved:
         line += "; moved permanently (update config.toml): " + "; ".join(

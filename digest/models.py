@@ -25,6 +25,9 @@ class Feed:
     name: str
     weight: float = 1.0
     topics: tuple[str, ...] = ()
+    # False when config.toml gave no name and ``name`` is only the URL's host: the
+    # collect then names the outlet from the feed's own title (digest.collect.outlet).
+    named: bool = True
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Article:
     """One item of one feed, sanitized and normalised."""
 
     feed_url: str
-    source: str  # the feed's display name
+    source: str  # the outlet: the feed's configured name, else its title's (collect.outlet)
     guid: str
     url: str
     title: str
@@ -43,6 +46,12 @@ class Article:
     categories: tuple[str, ...] = ()
     image: str | None = None
     id: int | None = None  # row id once stored
+    # False when the feed gave no usable date (none, unreadable, the year 1, far in
+    # the future): ``published`` is then when digest first saw the item.
+    dated: bool = True
+    # An undated item already in its feed at the feed's first successful collect: a
+    # page (About, Projects), not news. Never ranked.
+    backlog: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class FeedResult:
     new: int = 0
     error: str | None = None
     moved_to: str | None = None  # the feed answered with a permanent redirect to here
+    undated: int = 0  # new items without a usable date (dated by first sight)
+    backlog: int = 0  # of those, the ones kept out of ranking (see Article.backlog)
 
     def as_json(self) -> dict[str, object]:
         row: dict[str, object] = {
@@ -68,6 +79,10 @@ class FeedResult:
         }
         if self.moved_to:  # only when there is news: the six fields above are the contract
             row["moved_to"] = self.moved_to
+        if self.undated:
+            row["undated"] = self.undated
+        if self.backlog:
+            row["backlog"] = self.backlog
         return row
 
 

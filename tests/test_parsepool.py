@@ -55,9 +55,9 @@ async def test_a_killed_worker_costs_one_document_and_is_replaced() -> None:
         with pytest.raises(FeedError, match="the parser crashed on this document"):
             await pool.parse(body, feed, now=NOW, known=set(), base_url=None,
                              content_type=None)
-        entries, articles = await pool.parse(body, feed, now=NOW, known=set(),
-                                             base_url=None, content_type=None)
-        assert (entries, len(articles)) == (10, 10)
+        parsed = await pool.parse(body, feed, now=NOW, known=set(), base_url=None,
+                                  content_type=None)
+        assert (parsed.entries, len(parsed.articles)) == (10, 10)
         assert worker.pid is not None and worker.pid != first
         second = worker.pid
     finally:
@@ -144,7 +144,7 @@ async def test_workers_that_cannot_start_leave_parsing_to_a_thread(
                                 content_type=None) for _ in range(2)]
     finally:
         await pool.close()
-    assert [entries for entries, _ in got] == [10, 10]
+    assert [p.entries for p in got] == [10, 10]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "parsing in a thread" in warnings[0]
 

@@ -15,7 +15,9 @@ from digest.cli.base import Ctx, cli, pass_ctx, user_errors
 @click.option("--json", "as_json", is_flag=True, help="Print the stories as JSON.")
 @click.option("--all", "every", is_flag=True, help="List every story, not only the selected.")
 @click.option("--explain", is_flag=True,
-              help="Show each story's score components and its member articles.")
+              help="Show each story's score with every factor named (recency, weight, "
+                   "topics, coverage), its outlets, and its member articles; undated "
+                   "reports and backlog left out are said.")
 @pass_ctx
 @user_errors
 def rank(obj: Ctx, as_json: bool, every: bool, explain: bool) -> None:

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,10 +24,10 @@ from urllib.request import url2pathname
 
 from digest import runlog
 from digest.collect.fetch import USER_AGENT, Fetched, Fetcher, FetchError, Limits, size_text
-from digest.collect.parse import parse_feed
+from digest.collect.parse import parse_feed, source_name
 from digest.collect.pool import ParsePool
 from digest.errors import FeedError
-from digest.models import Feed, FeedResult
+from digest.models import Article, Feed, FeedResult
 from digest.store.facade import FeedOutcome, FeedState, Store
 
 if TYPE_CHECKING:
@@ -187,51 +187,73 @@ def collect_for(config: Config, store: Store, *, now: datetime,
 
 async def _collect_one(feed: Feed, run: _Run) -> FeedResult:
     state = run.states.get(feed.url) or FeedState(url=feed.url)
+    # Named as the last parse of the feed named it, until this one learns its title.
+    name = source_name(feed, state.title or "", state.site or "")
     skip = _skip_reason(state, run.now)
     if skip is not None:
-        log.info("%s: %s", feed.name, skip)
-        return FeedResult(feed=feed.name, url=feed.url, status="error", error=skip,
+        log.info("%s: %s", name, skip)
+        return FeedResult(feed=name, url=feed.url, status="error", error=skip,
                           moved_to=state.moved_to)
     url = state.moved_to or feed.url
+    if state.title is None and state.last_success is not None:
+        # Collected by a digest that did not keep feed titles: one full GET learns the
+        # title that names the outlet (a 304 would not carry it).
+        state = replace(state, etag=None, last_modified=None)
     try:
         fetched = await _fetch(url, run, state)
         moved_to = fetched.moved_to or state.moved_to
         if fetched.moved_to:
-            log.warning("%s: moved permanently to %s (update config.toml)", feed.name,
+            log.warning("%s: moved permanently to %s (update config.toml)", name,
                         fetched.moved_to)
         if fetched.body is None:
-            await run.saver.save(FeedOutcome(feed.url, feed.name, "not_modified",
+            await run.saver.save(FeedOutcome(feed.url, name, "not_modified",
                                              moved_to=fetched.moved_to))
-            return FeedResult(feed=feed.name, url=feed.url, status="not_modified",
+            return FeedResult(feed=name, url=feed.url, status="not_modified",
                               moved_to=moved_to)
         # A feed seen before is mostly items we have: those are counted, not reworked.
         known = await run.db(run.store.known_guids, feed.url) \
             if state.last_success is not None else set()
         # Parsing is CPU work (lxml, nh3): off the loop, so fetches go on meanwhile.
-        items, articles = await run.parser.parse(
+        parsed = await run.parser.parse(
             fetched.body, feed, now=run.now, known=known, base_url=fetched.url,
             content_type=fetched.content_type)
     except FeedError as e:
         gone = isinstance(e, FetchError) and e.gone
         wait = e.retry_after if isinstance(e, FetchError) else None
-        await run.saver.save(FeedOutcome(feed.url, feed.name, "error", error=e.message,
+        await run.saver.save(FeedOutcome(feed.url, name, "error", error=e.message,
                                          dead=gone, retry_after=wait))
         # Marked so that a command showing every feed's result itself (collect's table)
         # can leave this line out: each error is printed once.
-        log.warning("%s: %s", feed.name, e.message, extra={runlog.FEED_ERROR: True})
-        return FeedResult(feed=feed.name, url=feed.url, status="error", error=e.message,
+        log.warning("%s: %s", name, e.message, extra={runlog.FEED_ERROR: True})
+        return FeedResult(feed=name, url=feed.url, status="error", error=e.message,
                           moved_to=state.moved_to)
+    name = source_name(feed, parsed.title, parsed.site)
+    articles = backlog_marked(parsed.articles, first=state.last_success is None)
     new = await run.saver.save(FeedOutcome(
-        feed.url, feed.name, "ok", articles, etag=fetched.etag,
-        last_modified=fetched.last_modified, moved_to=fetched.moved_to, items=items))
-    log.debug("%s: %d items, %d new", feed.name, items, new)
-    return FeedResult(feed=feed.name, url=feed.url, status="ok", items=items, new=new,
-                      moved_to=moved_to)
+        feed.url, name, "ok", articles, etag=fetched.etag,
+        last_modified=fetched.last_modified, moved_to=fetched.moved_to, items=parsed.entries,
+        title=parsed.title, site=parsed.site))
+    log.debug("%s: %d items, %d new", name, parsed.entries, new)
+    undated = [a for a in articles if not a.dated]
+    return FeedResult(feed=name, url=feed.url, status="ok", items=parsed.entries, new=new,
+                      moved_to=moved_to, undated=len(undated),
+                      backlog=sum(a.backlog for a in undated))
+
+
+def backlog_marked(articles: Sequence[Article], *, first: bool) -> list[Article]:
+    """At a feed's first successful collect, its undated items are backlog: they were
+    there before digest was, so first sight says nothing of when they were news (a
+    Hugo site's About and Projects pages). An undated item a later collect finds is
+    new to the feed, and first sight dates it."""
+    if not first:
+        return list(articles)
+    return [replace(a, backlog=True) if not a.dated else a for a in articles]
 
 
 def _will_send_a_document(state: FeedState | None) -> bool:
-    """A feed with nothing to make a GET conditional will answer with a document."""
-    return state is None or not (state.etag or state.last_modified)
+    """A feed with nothing to make a GET conditional will answer with a document (so
+    will one whose title is still to learn: see _collect_one)."""
+    return state is None or state.title is None or not (state.etag or state.last_modified)
 
 
 def _skip_reason(state: FeedState, now: datetime) -> str | None:

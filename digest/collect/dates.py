@@ -1,6 +1,9 @@
 """Feed dates -> aware UTC datetimes: RFC 822 (RSS), ISO 8601 / RFC 3339 (Atom,
 dc:date, JSON Feed), and, through feedparser's parsers, the odder formats of the wild.
-A date that is plainly "no date" ("0001-01-01") is None, never a crash."""
+A date that is plainly "no date" ("0001-01-01") is None, never a crash.
+
+``news_date`` then says whether a parsed date can date news at all: an item without
+one is dated by when digest first saw it (see ``digest.models.Article.dated``)."""
 
 from __future__ import annotations
 
@@ -24,6 +27,23 @@ def parse_date(text: str) -> datetime | None:
         when = _feedparser_date(text)
     # "0001-01-01" is how some CMSs say "no date".
     return when if when is not None and when.year >= 1900 else None
+
+
+# Before this a date is a CMS's "no date" (Go's zero time "0001-01-01", the Unix epoch).
+EARLIEST_YEAR = 1971
+# Up to this far ahead, a date is a feed's clock or time zone gone wrong (time zones
+# span 26 h): clamped to the collect time. Further ahead it is not when the item was
+# published (an event's day, a typo, a placeholder): no date at all.
+FUTURE_SLACK = timedelta(hours=26)
+
+
+def news_date(when: datetime | None, now: datetime) -> datetime | None:
+    """``when`` as a publication date seen at ``now``, or None when it cannot date
+    news: missing, before EARLIEST_YEAR, or more than FUTURE_SLACK ahead. A date a
+    little ahead is clamped to ``now``."""
+    if when is None or when.year < EARLIEST_YEAR or when > now + FUTURE_SLACK:
+        return None
+    return min(when, now)
 
 
 def _iso(text: str) -> datetime | None:

@@ -20,13 +20,15 @@ import re
 import time
 import xml.sax
 from collections.abc import Iterable, Iterator, Mapping, Set
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote, urljoin, urlsplit
 
 from digest.collect.charset import decode, strip_entity_declarations
-from digest.collect.dates import parse_date
+from digest.collect.dates import EARLIEST_YEAR, news_date, parse_date
+from digest.collect.outlet import outlet_name
 from digest.collect.text import (
     SUMMARY_CHARS,
     canonical_url,
@@ -44,14 +46,34 @@ from digest.models import Article, Feed
 log = logging.getLogger(__name__)
 Reader = Literal["auto", "feedparser"]
 
-__all__ = ["SUMMARY_CHARS", "canonical_url", "html_to_text", "parse_feed", "read_entries",
-           "sanitize", "shorten"]
+__all__ = ["SUMMARY_CHARS", "Document", "Parsed", "canonical_url", "html_to_text",
+           "parse_feed", "parse_new", "read_document", "read_entries", "sanitize", "shorten",
+           "source_name"]
 
 _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]+);", re.I)
 _IMAGE_EXT = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:[?#]|$)", re.I)
 _IMG_SRC = re.compile(r"<img\b[^>]*?\bsrc=\"([^\"]+)\"[^>]*>", re.I)
 _PIXEL = re.compile(r"\b(?:width|height)=\"[01]\"")
 _is_web = is_web
+
+
+class Parsed(NamedTuple):
+    """One feed document read by ``parse_new``."""
+
+    entries: int  # every entry in the document, as feedparser counts them
+    articles: list[Article]  # the new ones, normalised
+    title: str  # the feed's own title, as it gives it
+    site: str  # the feed's link to its site ("" when it gives none)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A feed document's channel (its site link and title) and its entries, in
+    feedparser's shape."""
+
+    site: str
+    title: str
+    entries: list[Mapping[str, Any]]
 
 
 def parse_feed(body: bytes, feed: Feed, *, now: datetime, base_url: str | None = None,
@@ -64,43 +86,58 @@ def parse_feed(body: bytes, feed: Feed, *, now: datetime, base_url: str | None =
     an Article except entries with no title, link, summary or content at all.
     ``reader="feedparser"`` skips the fast path (to compare the two).
     """
-    site, entries = read_entries(body, base_url=base_url, content_type=content_type,
-                                 reader=reader)
+    doc = read_document(body, base_url=base_url, content_type=content_type, reader=reader)
     # Relative links in a local file can only mean the site the feed describes.
-    base = base_url if _is_web(base_url) else site
+    base = base_url if _is_web(base_url) else doc.site
+    source = source_name(feed, doc.title, doc.site)
     out: list[Article] = []
-    for entry in entries:
-        article = _article(entry, feed, now=now, base=base or "", site=site)
+    for entry in doc.entries:
+        article = _article(entry, feed, now=now, base=base or "", site=doc.site, source=source)
         if article is not None:
             out.append(article)
     return out
 
 
 def parse_new(body: bytes, feed: Feed, *, now: datetime, known: Set[str],
-              base_url: str | None = None, content_type: str | None = None
-              ) -> tuple[int, list[Article]]:
-    """(entries in the document, Articles for those whose guid is not in ``known``).
+              base_url: str | None = None, content_type: str | None = None) -> Parsed:
+    """Every entry counted, Articles for those whose guid is not in ``known``, and
+    the feed's title and site link (which name its outlet).
 
     The count is every entry, as feedparser counts them, even an empty one that
     gives no Article. Sanitizing is most of the parse cost, so an entry the store
     already has is counted but not normalised again.
     """
-    site, entries = read_entries(body, base_url=base_url, content_type=content_type)
-    base = base_url if _is_web(base_url) else site
+    doc = read_document(body, base_url=base_url, content_type=content_type)
+    base = base_url if _is_web(base_url) else doc.site
+    source = source_name(feed, doc.title, doc.site)
     out: list[Article] = []
-    for entry in entries:
+    for entry in doc.entries:
         quick = str(entry.get("id") or "").strip() or str(entry.get("link") or "").strip()
         if quick and quick in known:
             continue
-        article = _article(entry, feed, now=now, base=base or "", site=site)
+        article = _article(entry, feed, now=now, base=base or "", site=doc.site, source=source)
         if article is not None:
             out.append(article)
-    return len(entries), out
+    return Parsed(len(doc.entries), out, doc.title, doc.site)
+
+
+def source_name(feed: Feed, title: str, site: str) -> str:
+    """The outlet a feed's articles carry: its configured name, else the one its own
+    title gives (digest.collect.outlet)."""
+    return feed.name if feed.named else outlet_name(title, site, feed.url)
 
 
 def read_entries(body: bytes, *, base_url: str | None = None, content_type: str | None = None,
                  reader: Reader = "auto") -> tuple[str, list[Mapping[str, Any]]]:
     """(the site's link, the entries in feedparser's shape) by the fastest reader that
+    understands ``body``."""
+    doc = read_document(body, base_url=base_url, content_type=content_type, reader=reader)
+    return doc.site, doc.entries
+
+
+def read_document(body: bytes, *, base_url: str | None = None,
+                  content_type: str | None = None, reader: Reader = "auto") -> Document:
+    """The feed's site link, title and entries by the fastest reader that
     understands ``body``."""
     head = body[:3].lstrip(b"\xef\xbb\xbf") + body[3:64]
     if head.lstrip()[:1] == b"{" or "json" in (content_type or "").lower():
@@ -109,7 +146,7 @@ def read_entries(body: bytes, *, base_url: str | None = None, content_type: str 
     parsed = read_xml(body, content_type=content_type, base_url=web_base) \
         if reader == "auto" else None
     if parsed is not None:
-        return parsed.link, list(parsed.entries)
+        return Document(parsed.link, parsed.title, list(parsed.entries))
     if _looks_like_html(body):
         raise FeedError(_html_page(body, base_url))
     # Entity declarations go first: feedparser's expat would expand them.
@@ -125,13 +162,14 @@ def read_entries(body: bytes, *, base_url: str | None = None, content_type: str 
         raise FeedError(_not_a_feed(body, d.get("bozo_exception"), base_url))
     if d.get("bozo"):
         log.debug("%s: tolerated malformed feed: %s", base_url, d.get("bozo_exception"))
-    return str(d.feed.get("link") or ""), list(d.entries)
+    return Document(str(d.feed.get("link") or ""), collapse(str(d.feed.get("title") or "")),
+                    list(d.entries))
 
 
 # -- one entry -------------------------------------------------------------
 
 def _article(entry: Mapping[str, Any], feed: Feed, *, now: datetime, base: str,
-             site: str) -> Article | None:
+             site: str, source: str) -> Article | None:
     title = _title(entry)
     raw_link = str(entry.get("link") or "").strip()
     body_html, body_type = _body(entry)
@@ -149,18 +187,21 @@ def _article(entry: Mapping[str, Any], feed: Feed, *, now: datetime, base: str,
     # Without id or link, the title alone would fold a feed's repeated headlines
     # ("Status update") into one item; title plus date tells them apart.
     published = _date(entry)
+    when = news_date(published, now)
     guid = str(entry.get("id") or "").strip() or raw_link or _hash(
         f"{title}\n{published.isoformat() if published else ''}\n{teaser[:200]}")
     return Article(
         feed_url=feed.url,
-        source=feed.name,
+        source=source,
         guid=guid,
         url=_entry_url(raw_link, base, guid=guid, entry_id=str(entry.get("id") or ""),
                        site=site or feed.url),
         title=title or shorten(teaser, 80) or raw_link,
         summary=shorten(teaser),
-        # A date in the future is a feed's clock or time zone gone wrong.
-        published=min(published, now) if published else now,
+        # Without a usable date, the collect time: the store keeps the first one, so
+        # the item is dated by when digest first saw it.
+        published=when or now,
+        dated=when is not None,
         content_html=content_html,
         author=_author(entry),
         categories=_categories(entry.get("tags") or ()),
@@ -223,7 +264,7 @@ def _date(entry: Mapping[str, Any]) -> datetime | None:
             with contextlib.suppress(ValueError):
                 when = datetime(*t[:6], tzinfo=UTC)  # feedparser normalises to UTC
         # "0001-01-01" and the epoch are how a CMS says it has no date.
-        if when is not None and when.year >= 1971:
+        if when is not None and when.year >= EARLIEST_YEAR:
             return when
     return None
 
@@ -335,7 +376,7 @@ class _FeedLinkFinder(HTMLParser):
 
 # -- JSON Feed 1.0/1.1 (https://jsonfeed.org/version/1.1), which feedparser 6 does not read
 
-def _read_json_feed(body: bytes, base_url: str | None) -> tuple[str, list[Mapping[str, Any]]]:
+def _read_json_feed(body: bytes, base_url: str | None) -> Document:
     try:
         doc = json.loads(decode(body, "application/json; charset=utf-8"))
     except ValueError as e:
@@ -346,7 +387,8 @@ def _read_json_feed(body: bytes, base_url: str | None) -> tuple[str, list[Mappin
     site = str(doc.get("home_page_url") or "")
     feed_author = _json_author(doc)
     items = [i for i in doc.get("items") or () if isinstance(i, dict)]
-    return site, [_json_entry(item, feed_author) for item in items]
+    return Document(site, collapse(str(doc.get("title") or "")),
+                    [_json_entry(item, feed_author) for item in items])
 
 
 def _json_author(obj: Mapping[str, Any]) -> str:

@@ -30,10 +30,10 @@ import socket
 from collections.abc import Set
 from datetime import datetime
 
-from digest.collect.parse import parse_new
+from digest.collect.parse import Parsed, parse_new
 from digest.collect.worker import fork_worker, frame
 from digest.errors import FeedError
-from digest.models import Article, Feed
+from digest.models import Feed
 from digest.worker_process import usable_cores
 
 log = logging.getLogger(__name__)
@@ -148,8 +148,7 @@ class ParsePool:
         self._idle.extend(self._all)
 
     async def parse(self, body: bytes, feed: Feed, *, now: datetime, known: Set[str],
-                    base_url: str | None, content_type: str | None
-                    ) -> tuple[int, list[Article]]:
+                    base_url: str | None, content_type: str | None) -> Parsed:
         self.start()
         if not self._all:
             return await asyncio.to_thread(parse_new, body, feed, now=now, known=known,
@@ -168,8 +167,7 @@ class ParsePool:
             self._release(worker)
         kind, value = pickle.loads(reply)
         if kind == "ok":
-            entries, articles = value
-            return int(entries), list(articles)
+            return Parsed(*value)
         if kind == "crash":
             log.error("%s: the parser failed: %s", feed.url, value)
             raise FeedError("the parser failed on this document")

@@ -7,7 +7,7 @@ with frames, each a 4-byte big-endian length and a pickle:
 
 - per request the ``parse_new`` arguments: (body, feed, now, known, base_url,
   content_type);
-- the reply is ("ok", (entries, articles)), ("error", one-line message) for a
+- the reply is ("ok", parse.Parsed), ("error", one-line message) for a
   document that is not a feed, or ("crash", what went wrong) when the parser
   itself failed on it.
 

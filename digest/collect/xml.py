@@ -57,10 +57,12 @@ _PARSER_OPTIONS: dict[str, Any] = {
 
 @dataclass
 class Parsed:
-    """A feed document in feedparser's shape: ``version``, feed-level ``link``, entries."""
+    """A feed document in feedparser's shape: ``version``, feed-level ``link`` and
+    ``title``, entries."""
 
     version: str
     link: str = ""
+    title: str = ""
     entries: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -116,7 +118,8 @@ def read_xml(body: bytes, *, content_type: str | None = None,
     for el in root.iter("{*}item", "{*}entry"):
         if _key(el.tag) in ("item", "entry"):
             entries.append(_entry(el))
-    return Parsed(version=version, link=_feed_link(root), entries=entries)
+    return Parsed(version=version, link=_feed_link(root), title=_feed_title(root),
+                  entries=entries)
 
 
 def _version(root: Any, kind: str) -> str:
@@ -137,12 +140,24 @@ def _rss_version(root: Any) -> str:
     return f"rss{version.replace('.', '')}" if version else "rss"
 
 
-def _feed_link(root: Any) -> str:
-    channel = root
+def _channel(root: Any) -> Any:
+    """RSS's <channel>, or the root itself (Atom's <feed>)."""
     for child in root:
         if isinstance(child.tag, str) and _key(child.tag) == "channel":
-            channel = child
-            break
+            return child
+    return root
+
+
+def _feed_title(root: Any) -> str:
+    """The feed's own <title> as text (markup in it dropped): it names the outlet."""
+    for child in _channel(root):
+        if isinstance(child.tag, str) and _key(child.tag) == "title":
+            return " ".join("".join(child.itertext()).split())
+    return ""
+
+
+def _feed_link(root: Any) -> str:
+    channel = _channel(root)
     for child in channel:
         if not isinstance(child.tag, str) or _key(child.tag) != "link":
             continue

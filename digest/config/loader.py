@@ -97,7 +97,7 @@ class Config:
         if not re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", url):
             url = self.resolve(url).resolve().as_uri()
         name = f.name or _default_name(f.url)
-        return Feed(url=url, name=name, weight=f.weight, topics=f.topics)
+        return Feed(url=url, name=name, weight=f.weight, topics=f.topics, named=bool(f.name))
 
     def with_overrides(self, **sections: dict[str, Any]) -> Config:
         """A copy with some sections' fields replaced (used by the demo and tests)."""

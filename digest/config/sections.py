@@ -132,7 +132,8 @@ class FeedConfig(_Section):
     url: str
     """http(s) URL, or a path to a local file (relative to config.toml)."""
     name: str = ""
-    """Display name of the source; defaults to the URL's host or file name."""
+    """Display name of the outlet; defaults to the feed's own title trimmed of section
+    and tagline ("World - CBSNews.com" -> "CBSNews.com"), else the site's host."""
     weight: float = Field(default=1.0, ge=0)
     """Source weight in the score; 1.0 is neutral."""
     topics: tuple[str, ...] = ()

@@ -1,9 +1,11 @@
 """`digest rank` on a terminal: the selection (or every story with --all), and
-with --explain each story's score components and member articles."""
+with --explain each story's score, every factor of it by name, its outlets, and its
+member articles (an undated one marked: its time is when digest first saw it)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -22,12 +24,37 @@ def _where(ranked: Ranked) -> dict[int, str]:
 
 
 def formula(story: Story) -> str:
-    """The score as the README writes it, with this story's numbers."""
-    r = dict(story.reasons)
-    return (f"{r.get('recency', 0):.3f} recency ({r.get('age_hours', 0):.1f} h old) × "
+    """The score as the README writes it, each factor named, with this story's numbers
+    (rounded for display only)."""
+    r = story.reasons
+    outlets = int(r.get("outlets", 1))
+    return (f"{story.score:.4f} = {r.get('recency', 0):.4f} recency "
+            f"({r.get('age_hours', 0):.1f} h since the newest report) × "
             f"({r.get('weight', 0):g} weight + {r.get('topics', 0):g} topics) × "
-            f"{r.get('coverage', 0):g} coverage ({int(r.get('outlets', 1))} outlets) "
-            f"= {story.score:.4f}")
+            f"{r.get('coverage', 0):g} coverage ({outlets} outlet{'s' * (outlets != 1)})")
+
+
+def details(story: Story) -> list[str]:
+    """The lines under a story's score: when its newest report is from, its outlets,
+    and how many of its reports are dated only by first sight."""
+    r = story.reasons
+    lines = []
+    if "newest" in r:
+        newest = datetime.fromtimestamp(r["newest"], UTC)
+        lines.append(f"newest report: {newest:%Y-%m-%d %H:%M} UTC")
+    outlets = list(dict.fromkeys(a.source for a in story.articles))
+    lines.append(f"outlets: {', '.join(outlets)}")
+    undated = int(r.get("undated", 0))
+    if undated:
+        lines.append(f"undated: {undated} of {len(story.articles)} report"
+                     f"{'s' * (len(story.articles) != 1)} had no usable date in the feed, "
+                     "timed by when digest first saw them")
+    return lines
+
+
+def _backlog_line(count: int) -> str:
+    return (f"left out {count} backlog item{'s' * (count != 1)}: undated, already in "
+            "their feed at its first collect (pages, not news)")
 
 
 def nothing_to_rank(stored: int, max_age_hours: float) -> str:
@@ -50,11 +77,15 @@ def show(ranked: Ranked, *, every: bool = False, explain: bool = False) -> None:
             console.print(Text.assemble((f"{n}. {safe(story.lead.title)}", "bold"), "  ",
                                         (f"({safe(section)})", "dim")))
             console.print(f"   score: {formula(story)}", markup=False)
+            for line in details(story):
+                console.print(cell(f"   {line}"), overflow="fold")
             if story.topics:
                 console.print(cell(f"   topics: {', '.join(story.topics)}"))
             for a in story.articles:
                 mark = "lead" if a is story.lead else "also"
-                console.print(cell(f"   {mark}: {a.source} · {a.published:%Y-%m-%d %H:%M} · "
+                when = f"{a.published:%Y-%m-%d %H:%M}" + (
+                    "" if a.dated else " (undated: first seen)")
+                console.print(cell(f"   {mark}: {a.source} · {when} · "
                                    f"{a.title} <{a.url}>"), overflow="fold")
     elif stories:
         columns = [Column("section"), Column("score", right=True), Column("story"),
@@ -72,6 +103,8 @@ def show(ranked: Ranked, *, every: bool = False, explain: bool = False) -> None:
     folded = sum(len(s.articles) for s in ranked.stories)
     console.print(f"selected {len(sel.stories)} of {len(ranked.stories)} stories "
                   f"({folded} articles) in {len(sel.sections)} sections")
+    if explain and ranked.backlog:
+        console.print(_backlog_line(ranked.backlog))
     if not sel.stories:
         console.print("nothing new to select: every story was in an earlier digest "
                       "(`digest rank --all` lists them)")
@@ -87,7 +120,8 @@ def story_json(story: Story, sections: Sequence[str]) -> dict[str, Any]:
         "topics": list(story.topics),
         "sections": list(sections),
         "articles": [{"url": a.url, "title": a.title, "source": a.source,
-                      "published": a.published.isoformat()} for a in story.articles],
+                      "published": a.published.isoformat(), "dated": a.dated}
+                     for a in story.articles],
     }
 
 

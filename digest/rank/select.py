@@ -6,9 +6,13 @@ and choose each subscriber variant's selection.
     for_variant(ranked, config, variant, exclude=) one variant's selection
     variant_key(subscriber)                       which variant a subscriber gets
 
+Backlog (an undated item already in its feed at the feed's first collect: a page,
+not news) never enters the pool: it leads no story and fills no digest.
+
 Variety, in order of precedence while sections fill:
 - one story per event (clustering), each article in at most one story;
-- at most ``selection.per_source`` stories led by one outlet;
+- at most ``selection.per_source`` stories led by one outlet (``Article.source``: the
+  outlet's name, not the feed's host);
 - diversity: a story that repeats an already chosen story's names (the same
   people and places: a follow-up or an analysis piece clustering kept apart) is
   held back from the general sections, so the top is not five takes on one event;
@@ -25,7 +29,7 @@ from datetime import date, datetime, timedelta
 from digest.config import Config
 from digest.models import Article, Section, Selection, Story, Subscriber
 from digest.rank import cluster as clustering
-from digest.rank.score import TopicMatcher, score_stories, score_story
+from digest.rank.score import TopicMatcher, order_key, score_stories, score_story
 from digest.rank.signatures import read, signatures
 
 DIVERSITY_OVERLAP = 0.5  # share of names two general-section stories may have in common
@@ -40,6 +44,7 @@ class Ranked:
     selection: Selection
     names: dict[int, frozenset[str]] | None = None  # id(story) -> its names, for diversity
     now: datetime | None = None  # the clock the scores were computed at
+    backlog: int = 0  # backlog articles of the day's window left out of the pool
 
     def story_names(self, story: Story) -> frozenset[str]:
         return (self.names or {}).get(id(story), frozenset())
@@ -65,8 +70,15 @@ def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: da
     sel = config.selection
     exclude = exclude or set()
     cutoff = now - timedelta(hours=sel.max_age_hours) if sel.max_age_hours else None
-    pool = [a for a in articles
-            if a.id not in exclude and (cutoff is None or a.published >= cutoff)]
+    pool: list[Article] = []
+    backlog = 0
+    for a in articles:
+        if a.id in exclude or (cutoff is not None and a.published < cutoff):
+            continue
+        if a.backlog:
+            backlog += 1
+        else:
+            pool.append(a)
     feeds = {f.url: f for f in config.feeds}
     matcher = TopicMatcher(config)
     vectors = clustering.start_vectors(pool)  # on the other core while signatures are read
@@ -76,9 +88,10 @@ def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: da
     keys = {id(a): s.keys for a, s in zip(pool, reading.sigs, strict=True)}
     groups = clustering.cluster_indexes(pool, reading, vectors)
     stories = score_stories(pool, groups, topics_of, feeds, config, now)
-    stories.sort(key=lambda s: (-s.score, s.lead.title))
+    stories.sort(key=order_key)
     names = {id(s): keys[id(s.lead)] for s in stories}
-    return Ranked(tuple(stories), select(stories, config, day, names=names), names, now)
+    return Ranked(tuple(stories), select(stories, config, day, names=names), names, now,
+                  backlog)
 
 
 def _story_names(stories: Sequence[Story]) -> dict[int, frozenset[str]]:
@@ -190,7 +203,7 @@ def without(stories: Sequence[Story], exclude: set[int], config: Config,
             out.append(s)
         elif left:
             out.append(score_story(left, feeds, set(s.topics), config, now))
-    out.sort(key=lambda s: (-s.score, s.lead.title))
+    out.sort(key=order_key)
     return out
 
 

@@ -34,6 +34,8 @@ class FeedState:
     dead_since: datetime | None = None
     last_checked: datetime | None = None
     last_items: int | None = None
+    title: str | None = None  # the feed's own title, as last parsed
+    site: str | None = None  # its link to its site, as last parsed
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class FeedOutcome:
     """One feed's fetch to record: its health, its validators, its new articles."""
 
     url: str
-    name: str
+    name: str  # the outlet: every article of the feed is renamed to it
     status: str  # "ok", "not_modified" or "error"
     articles: Sequence[Article] = ()
     error: str | None = None
@@ -51,6 +53,8 @@ class FeedOutcome:
     retry_after: datetime | None = None
     dead: bool = False
     items: int | None = None
+    title: str | None = None  # the feed's own title and site link, when parsed
+    site: str | None = None
 
 
 class Articles(Base):
@@ -187,6 +191,7 @@ def _record_feeds(conn: Connection, dialect: Dialect, outcomes: Sequence[FeedOut
             (o.url, *values.values(), 1 if o.status == "error" else 0))
     for sql, rows in shapes.items():
         conn.exec_driver_sql(sql, rows)
+    conn.exec_driver_sql(dialect.rename_source, [(o.name, o.url, o.name) for o in outcomes])
 
 
 def _feed_values(o: FeedOutcome, now: datetime) -> dict[str, Any]:
@@ -196,6 +201,8 @@ def _feed_values(o: FeedOutcome, now: datetime) -> dict[str, Any]:
                               "retry_after": stored_time(o.retry_after)}
     if o.moved_to is not None:
         values["moved_to"] = o.moved_to
+    if o.title is not None:
+        values |= {"title": o.title, "site": o.site}
     if o.dead:
         values["dead_since"] = stamp
     if o.status == "error":
@@ -223,7 +230,7 @@ def _add_articles(conn: Connection, dialect: Dialect, batch: Sequence[Article],
         conn.exec_driver_sql(dialect.insert_article, [
             (a.feed_url, a.source, a.guid, a.url, a.title, a.summary, a.content_html,
              a.author, json.dumps(list(a.categories)), a.image, stored_time(a.published),
-             stamp)
+             stamp, int(a.dated), int(a.backlog))
             for a in fresh])
     return {id(a): 1 for a in fresh}
 
@@ -299,5 +306,5 @@ def _article(r: Any) -> Article:
         id=r["id"], feed_url=r["feed_url"], source=r["source"], guid=r["guid"], url=r["url"],
         title=r["title"], summary=r["summary"], content_html=r["content_html"],
         author=r["author"], categories=tuple(json.loads(r["categories"])), image=r["image"],
-        published=r["published"],
+        published=r["published"], dated=bool(r["dated"]), backlog=bool(r["backlog"]),
     )

@@ -30,6 +30,7 @@ class Dialect(Protocol):
     #: bound parameters one statement may carry
     max_params: int
     insert_article: str
+    rename_source: str
     finish: str
     renew: str
     articles_of_feed: str
@@ -62,7 +63,12 @@ class SQLite:
     # building the SQLAlchemy statement cost more than running it.
     insert_article = (
         "INSERT INTO articles (feed_url, source, guid, url, title, summary, content_html, "
-        "author, categories, image, published, first_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+        "author, categories, image, published, first_seen, dated, backlog) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+    # A feed's articles carry its outlet name as of the latest collect (parameters:
+    # name, feed_url, name): a name given in config.toml, or a title learned, reaches
+    # the articles stored before it.
+    rename_source = "UPDATE articles SET source = ? WHERE feed_url = ? AND source <> ?"
     # Fenced: only the row's holder, while it still holds it, records an outcome.
     # attempts counts SMTP transactions tried, so a row handed back adds 0.
     finish = ("UPDATE deliveries SET status = ?, message_id = ?, last_error = ?,"

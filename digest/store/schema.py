@@ -32,7 +32,7 @@ from digest.errors import StoreError
 if TYPE_CHECKING:
     from digest.store.dialect import Dialect
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -80,6 +80,10 @@ feeds = Table(
     Column("dead_since", UTCDateTime),
     Column("last_checked", UTCDateTime),
     Column("last_items", Integer),
+    # v4 (outlets): the feed's own title and site link as last parsed; a feed config.toml
+    # names nothing is called after them (digest.collect.outlet).
+    Column("title", Text),
+    Column("site", Text),
 )
 
 articles = Table(
@@ -98,6 +102,10 @@ articles = Table(
     Column("image", Text),
     Column("published", UTCDateTime, nullable=False, index=True),
     Column("first_seen", UTCDateTime, nullable=False),
+    # v4 (dates): 0 when the feed gave no usable date and ``published`` is first_seen;
+    # backlog 1 for such an item already there at its feed's first successful collect.
+    Column("dated", Integer, nullable=False, server_default="1"),
+    Column("backlog", Integer, nullable=False, server_default="0"),
     UniqueConstraint("feed_url", "guid"),
 )
 
@@ -212,6 +220,16 @@ MIGRATIONS: dict[int, Sequence[str]] = {
     3: ["ALTER TABLE deliveries ADD COLUMN lease_until VARCHAR(32)",
         "UPDATE deliveries SET lease_until = strftime('%Y-%m-%dT%H:%M:%S+00:00', claimed_at,"
         " '+600 seconds') WHERE status = 'sending' AND claimed_at IS NOT NULL"],
+    # An older digest stamped an undated item with the collect time, so its published
+    # is its first_seen; those of a feed's first collect (its earliest first_seen) are
+    # backlog. The feed's title is learned at its next collect.
+    4: ["ALTER TABLE articles ADD COLUMN dated INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE articles ADD COLUMN backlog INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE feeds ADD COLUMN title TEXT",
+        "ALTER TABLE feeds ADD COLUMN site TEXT",
+        "UPDATE articles SET dated = 0 WHERE published = first_seen",
+        "UPDATE articles SET backlog = 1 WHERE dated = 0 AND first_seen = (SELECT"
+        " MIN(b.first_seen) FROM articles AS b WHERE b.feed_url = articles.feed_url)"],
 }
 
 
