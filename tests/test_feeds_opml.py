@@ -50,11 +50,11 @@ def test_feedly_folders_become_topics_only_where_the_topic_exists(config: Path) 
     original = config.read_text()
     out = imported(config, OPML / "feedly.opml")
     assert [(f["name"], f.get("topics")) for f in new_feeds(config)] == [
-        ("NPR Topics: World", ["world"]), ("World - CBSNews.com", ["world"]),
+        ("NPR", ["world"]), ("CBSNews.com", ["world"]),
         ("Stratechery by Ben Thompson", ["tech"]), ("alexwlchan", ["tech"]),
         ("Smitten Kitchen", None)]  # no "cooking" topic: the folder is no hint
     assert new_feeds(config)[0] == {
-        "url": "https://feeds.npr.org/1004/rss.xml", "name": "NPR Topics: World",
+        "url": "https://feeds.npr.org/1004/rss.xml", "name": "NPR",
         "site": "https://www.npr.org/templates/story/story.php?storyId=1004",
         "topics": ["world"]}
     assert out["skipped"] == [] and len(out["added"]) == 5
@@ -212,7 +212,7 @@ def test_export_round_trips_through_import(config: Path, tmp_path: Path) -> None
     assert root.get("version") == "2.0"
     first = root.find("body/outline")
     assert first is not None and first.attrib["xmlUrl"] == "https://feeds.npr.org/1004/rss.xml"
-    assert first.attrib["title"] == first.attrib["text"] == "NPR Topics: World"
+    assert first.attrib["title"] == first.attrib["text"] == "NPR"
     assert first.attrib["htmlUrl"].startswith("https://www.npr.org/")
     # Into a config that lists nothing yet: the same entries come back.
     fresh = tmp_path / "fresh" / "config.toml"
