@@ -35,6 +35,7 @@ from digest.collect.text import (
     is_web,
     sanitize,
     shorten,
+    summarise,
     teaser_text,
 )
 from digest.collect.xml import read_xml
@@ -158,7 +159,7 @@ def _article(entry: Mapping[str, Any], feed: Feed, *, now: datetime, base: str,
         url=_entry_url(raw_link, base, guid=guid, entry_id=str(entry.get("id") or ""),
                        site=site or feed.url),
         title=title or shorten(teaser, 80) or raw_link,
-        summary=shorten(teaser),
+        summary=summarise(teaser, title),
         # A date in the future is a feed's clock or time zone gone wrong.
         published=min(published, now) if published else now,
         content_html=content_html,

@@ -24,11 +24,13 @@ from markupsafe import Markup
 
 from digest.config import Config
 from digest.models import Article, Rendered, Section, Selection, Story
+from digest.render import when
 from digest.render.personal import PLACEHOLDERS, TOKEN_MARK, personalise
 from digest.render.qp import encoded_size
 from digest.render.strings import STRINGS, format_date
 from digest.render.templating import MJML_TAGS, check_mjml_tags, compile_mjml, render_jinja
 from digest.render.theme import palette
+from digest.textcut import cut
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +111,10 @@ def _strip_tokens(value: str) -> str:
         value = _CONTROLS.sub(" ", value)
     # Repeat until stable: removing one token must not leave another behind
     # ("__dgst_na" + token + "me_7c1f__").
-    while any(token in value for token in PLACEHOLDERS.values()):
+    while any(token in value for token in PLACEHOLDERS.values()) or when.TOKEN.search(value):
         for token in PLACEHOLDERS.values():
             value = value.replace(token, "")
+        value = when.TOKEN.sub("", value)
     return value
 
 
@@ -174,10 +177,29 @@ def _href(url: str | None) -> str:
     return safe_url(url)
 
 
+# The longest a story time's label gets ("yesterday 22:10"): a time token is wrapped
+# as a word this wide, so the line it lands on fits once the label replaces it.
+_WHEN_WIDTH = 15
+
+
 def _wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
     """textwrap.fill for the text part; long URLs stay whole rather than break."""
+    text = one_line(str(text))
+    tokens = [m.group(0) for m in when.TOKEN.finditer(text)] if "__dgst_at_" in text else []
+    if tokens:
+        stand_ins = [f"\x00{i:0{_WHEN_WIDTH - 2}d}\x00" for i in range(len(tokens))]
+        for token, stand_in in zip(tokens, stand_ins, strict=True):
+            text = text.replace(token, stand_in, 1)
+        wrapped = _fill(text, width, indent, first)
+        for token, stand_in in zip(tokens, stand_ins, strict=True):
+            wrapped = wrapped.replace(stand_in, token)
+        return wrapped
+    return _fill(text, width, indent, first)
+
+
+def _fill(text: str, width: int, indent: str, first: str | None) -> str:
     return textwrap.fill(
-        one_line(str(text)),
+        text,
         width=width,
         initial_indent=indent if first is None else first,
         subsequent_indent=indent,
@@ -188,6 +210,24 @@ def _wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | Non
 
 def _underline(text: str, char: str = "-") -> str:
     return char * min(len(text), TEXT_WIDTH)
+
+
+# How long a summary may be where it is shown. Both parts of the email cut with
+# this one table and one function (digest.textcut.cut), so the HTML and the text
+# part always end a summary at the same word.
+SUMMARY_LIMITS = {"lead": 420, "card": 200}
+
+
+def _summary(text: str, place: str = "card") -> str:
+    """The summary as shown at ``place`` ("lead" or "card"): one cut for both parts."""
+    return cut(text, SUMMARY_LIMITS.get(place, SUMMARY_LIMITS["card"]))
+
+
+def email_image(url: str | None) -> str:
+    """``url`` if an email may show it: https only. An http image would be blocked
+    (mixed content) or shown as a broken box, so it is dropped, not shown."""
+    safe = safe_url(url)
+    return safe if safe[:8].lower() == "https://" else ""
 
 
 @lru_cache(maxsize=8)
@@ -206,7 +246,8 @@ def _environment(templates_dir: str) -> jinja2.Environment:
         keep_trailing_newline=True,
         auto_reload=True,  # the preview rebuilds as templates change
     )
-    env.filters.update(wrap=_wrap, clip=clip, href=_href, underline=_underline)
+    env.filters.update(wrap=_wrap, clip=clip, href=_href, underline=_underline,
+                       summary=_summary, image=email_image)
     env.globals.update(also_reported=also_reported)
     return env
 
@@ -256,7 +297,14 @@ def _context(selection: Selection, config: Config, variant: str, now: datetime
         "t": t,
         "subject": make_subject(nl.name, format_date(selection.day, lang, "short"), lead),
         "preheader": make_preheader(selection),
+        # A token per story, filled with the time in each reader's zone (render.when).
+        "when": lambda story: when.token(story_time(story), now, lang),
     }
+
+
+def story_time(story: Story) -> datetime:
+    """When a story happened, as its lead (the report linked and summarised) says."""
+    return story.lead.published
 
 
 def _render_once(selection: Selection, config: Config, variant: str, now: datetime
