@@ -51,7 +51,27 @@ __all__ = ["SUMMARY_CHARS", "canonical_url", "html_to_text", "parse_feed", "read
 _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]+);", re.I)
 _IMAGE_EXT = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:[?#]|$)", re.I)
 _IMG_SRC = re.compile(r"<img\b[^>]*?\bsrc=\"([^\"]+)\"[^>]*>", re.I)
-_PIXEL = re.compile(r"\b(?:width|height)=\"[01]\"")
+_IMG_SIZE = re.compile(r"\b(width|height)=\"([^\"]*)\"", re.I)
+# Smaller than this (declared width or height) is an icon, an emoji or a tracking pixel.
+MIN_IMAGE_PX = 100
+# Images that are never a story's picture, whatever size they claim: tracking pixels
+# and spacers (FeedBurner's ~r/~ff, WordPress stats, Medium's /_/stat), avatars
+# (Gravatar, GitHub), icons, emoji and smilies, ads and "read more" buttons (both in
+# the corpus), SVG (most mail clients refuse it).
+_JUNK_IMAGE = re.compile(
+    r"/(?:pixel|spacer|blank|transparent|clear|tracking|tracker|beacon|1x1)(?:\.(?:gif|png))?"
+    r"(?:[?#]|$)"
+    r"|[/._-](?:spacer|blank|pixel|transparent|1x1|p)\.gif"
+    r"|[/._-]1x1[/._-]"
+    r"|feedburner\.com/~|/~r/|/~ff/|feedsportal\.com|feeds\.wordpress\.com/\d"
+    r"|stats\.wordpress\.com|pixel\.wp\.com|/_/stat\?|doubleclick\.net|google-analytics\.com"
+    r"|gravatar\.com/avatar|/avatars?/|avatars\d*\.githubusercontent\.com"
+    r"|/favicon|apple-touch-icon|/icons?/|[._-]icon[._-]"
+    r"|/display-ad/|/ads?/|/adserver|[/_-](?:read[_-]?more|keep[_-]?reading|continue[_-]?reading"
+    r"|click[_-]?here|clique[_-]aqui|subscribe|share)[^/]*\.(?:png|gif|jpe?g|webp)"
+    r"|/emoji/|/smilies/|/images/core/emoji/"
+    r"|\.svg(?:[?#]|$)",
+    re.I)
 _is_web = is_web
 
 
@@ -138,7 +158,7 @@ def _article(entry: Mapping[str, Any], feed: Feed, *, now: datetime, base: str,
     body_html, body_type = _body(entry)
     if not title and not raw_link and not body_html:
         return None
-    content_base = _entry_base(entry, base)
+    content_base = _entry_base(entry, base, link=raw_link, site=site)
     content_html = sanitize(body_html, body_type, base=content_base)
     teaser_html = str(entry.get("summary") or "")
     teaser_type = str((entry.get("summary_detail") or {}).get("type") or "text/html")
@@ -189,12 +209,27 @@ def _body(entry: Mapping[str, Any]) -> tuple[str, str]:
     return str(entry.get("summary") or ""), str(detail.get("type") or "text/html")
 
 
-def _entry_base(entry: Mapping[str, Any], base: str) -> str:
-    """xml:base of the entry's content when it is absolute http(s), else the feed's."""
+def _entry_base(entry: Mapping[str, Any], base: str, *, link: str = "", site: str = "") -> str:
+    """What relative URLs in an entry's content (its images above all) are relative to:
+    the content's xml:base when absolute http(s); else the item's own page, as the
+    post was written there ("images/chart.png" in a Hugo post) — when that page is on
+    the feed's site: a link blog's item links elsewhere, and its relative URLs still
+    mean the blog; else the feed's base."""
     for c in entry.get("content") or ():
         if _is_web(c.get("base")):
             return str(c["base"])
+    page = _absolute(link, base) if link else ""
+    if _is_web(page) and (not _is_web(base) or _host(page) in {_host(base), _host(site)}):
+        return page
     return base
+
+
+def _host(url: str) -> str:
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
 
 
 def _entry_url(link: str, base: str, *, guid: str, entry_id: str, site: str) -> str:
@@ -245,31 +280,43 @@ def _categories(tags: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
 
 
 def _image(entry: Mapping[str, Any], content_html: str, *, base: str) -> str | None:
+    """The item's picture: the first candidate that is a real image, absolute."""
     for url in _image_candidates(entry, content_html):
         absolute = _absolute(url.strip(), base)
-        if _is_web(absolute):
+        if _is_web(absolute) and not _JUNK_IMAGE.search(absolute):
             return absolute
     return None
 
 
 def _image_candidates(entry: Mapping[str, Any], content_html: str) -> Iterator[str]:
     """Image URLs in order of preference, lazily: the content's <img> tags are only
-    searched when the feed names no image (the content can be 100 KB)."""
+    searched when the feed names no image (the content can be 100 KB). An image
+    declared smaller than MIN_IMAGE_PX either way is an icon or a tracking pixel."""
     for m in entry.get("media_content") or ():
         kind = str(m.get("type") or "")
         url = str(m.get("url") or "")
-        if m.get("medium") == "image" or kind.startswith("image/") or (
-                not kind and not m.get("medium") and _IMAGE_EXT.search(url)):
+        if (m.get("medium") == "image" or kind.startswith("image/") or (
+                not kind and not m.get("medium") and _IMAGE_EXT.search(url))) and _big(m):
             yield url
     for m in entry.get("media_thumbnail") or ():
-        yield str(m.get("url") or "")
+        if _big(m):
+            yield str(m.get("url") or "")
     for e in entry.get("enclosures") or ():
         if str(e.get("type") or "").startswith("image/"):
             yield str(e.get("href") or "")
     for tag in _IMG_SRC.finditer(content_html):
-        # Skip 1x1 tracking pixels: they are images only to a mail client.
-        if not _PIXEL.search(tag.group(0)):
+        attrs = dict((k.lower(), v) for k, v in _IMG_SIZE.findall(tag.group(0)))
+        if _big(attrs):
             yield html.unescape(tag.group(1))
+
+
+def _big(declared: Mapping[str, Any]) -> bool:
+    """Whether an image is not declared (width or height) under MIN_IMAGE_PX."""
+    for key in ("width", "height"):
+        value = str(declared.get(key) or "").strip().lower().removesuffix("px").strip()
+        if value.isdigit() and int(value) < MIN_IMAGE_PX:
+            return False
+    return True
 
 
 def _absolute(url: str, base: str) -> str:
