@@ -216,7 +216,9 @@ def _entry_base(entry: Mapping[str, Any], base: str, *, link: str = "", site: st
     the feed's site: a link blog's item links elsewhere, and its relative URLs still
     mean the blog; else the feed's base."""
     for c in entry.get("content") or ():
-        if _is_web(c.get("base")):
+        # Both readers report the document's own URL as the base when there is no
+        # xml:base; only a base the feed declares says more than that.
+        if _is_web(c.get("base")) and c["base"] != base:
             return str(c["base"])
     page = _absolute(link, base) if link else ""
     if _is_web(page) and (not _is_web(base) or _host(page) in {_host(base), _host(site)}):
