@@ -72,6 +72,14 @@ BOILERPLATE = re.compile(
      "The council voted 7-2 to approve the ferry route."),
     ("The council voted 7-2 to approve the ferry route. Share on Facebook Share on Twitter",
      "The council voted 7-2 to approve the ferry route."),
+    # the footer of German WordPress installs; "Continue reading" naming its post
+    ("Der Stadtrat hat die Fähre genehmigt. Der Beitrag Neue Fähre erschien zuerst auf "
+     "Hafenblog.", "Der Stadtrat hat die Fähre genehmigt."),
+    ("The council voted. Continue reading “What's next? A look at the ferry.”",
+     "The council voted."),
+    ("The council voted. Read more at The Harbour Herald", "The council voted."),
+    ("The council voted. Related posts: Ferry fares, Harbour works", "The council voted."),
+    ("The council voted. Advertisement The mayor left.", "The council voted. The mayor left."),
 ])
 def test_boilerplate_is_stripped(teaser: str, expected: str) -> None:
     assert summarise(teaser) == expected
@@ -88,6 +96,7 @@ def test_boilerplate_is_stripped(teaser: str, expected: str) -> None:
     "talks would continue.",
     "WASHINGTON (AP) — The post office will close early on Friday.",
     "The post office will close early on Friday, the U.S. Postal Service said.",
+    "The council voted. Read more about it at the library, the mayor said.",
 ])
 def test_prose_and_datelines_stay(prose: str) -> None:
     assert summarise(prose) == prose

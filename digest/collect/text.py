@@ -143,8 +143,14 @@ def shorten(text: str, limit: int = SUMMARY_CHARS, *, truncated: bool = False) -
 # "Detective Chimp first appeared in 1952" is a sentence, not a footer.
 
 _FOOTER = re.compile(
-    r"\s*\bThe post (?:(?!\bThe post ).){1,300}? (?:appeared first|first appeared) on "
-    r"[^\n]{1,200}$")
+    r"\s*\b(?:"
+    # WordPress ("appeared first on") and Yoast ("first appeared on"), and the same
+    # footer in German, French and Spanish installs
+    r"The post (?:(?!\bThe post ).){1,300}? (?:appeared first|first appeared) on "
+    r"|Der Beitrag (?:(?!\bDer Beitrag ).){1,300}? erschien zuerst auf "
+    r"|L[’']article (?:(?!\bL[’']article ).){1,300}? est apparu en premier sur "
+    r"|La entrada (?:(?!\bLa entrada ).){1,300}? se publicó primero en "
+    r")[^\n]{1,200}$")
 _SYNDICATED = re.compile(
     r"\s*\b(?:This|The) (?:article|story|post|piece|essay|interview|column)"
     r"(?: was| has been| is)? (?:originally|first) (?:appeared|published|posted|ran)"
@@ -153,12 +159,20 @@ _SYNDICATED_HEAD = re.compile(
     r"^(?:This|The) (?:article|story|post|piece|essay|interview|column)"
     r"(?: was| has been| is)? (?:originally|first) (?:appeared|published|posted|ran)"
     r"[^.!?]{0,200}[.!?]\s+")
+# A "read on" link ends a teaser, after a sentence end, an ellipsis or at the start.
+_AFTER_BREAK = r"(?:(?<=^)|(?<=[.!?…\]\)\"”’»:])\s*|\s+(?=\(more))\s*(?:\[?(?:…|\.\.\.)\]?\s*)?"
+# "Continue reading" may name the post after it ("Continue reading “Title”").
+_CONTINUE = re.compile(
+    _AFTER_BREAK + r"(?:Continue reading|Keep reading|Weiterlesen|Lire la suite|Leer más|"
+    r"Seguir leyendo)\b[^\n]{0,200}$")
 _MORE = re.compile(
-    r"(?:(?<=^)|(?<=[.!?…\]\)\"”’»:])\s*|\s+(?=\(more))\s*(?:\[?(?:…|\.\.\.)\]?\s*)?"
-    r"(?:Continue reading|Keep reading|Read more|Read More|READ MORE|Read on|"
+    _AFTER_BREAK + r"(?:Read more|Read More|READ MORE|Read on|Mehr lesen|"
     r"Read the (?:full|whole|rest of the|complete|original) (?:story|article|post|piece|report)|"
     r"Read (?:full|original) (?:story|article|post)|\(more…\)|\(more\.\.\.\)|More »)"
-    r"[^.!?\n]{0,160}?[\s.:→»›>…]*$")
+    r"(?: (?:at|on|in|here)\b[^.!?\n]{0,60})?[\s.:→»›>…]*$")
+# YARPP and similar plugins: "Related posts: A, B, C" closing the text.
+_RELATED = re.compile(r"\s*\bRelated(?: posts| articles| stories| reading)?:[^\n]{0,400}$")
+_ADVERT = re.compile(r"(?<=[.!?”\"]) (?:ADVERTISEMENT|Advertisement)(?= [A-Z“\"]|$)")
 _SHARE = re.compile(
     r"\s*(?:Share this:|Like this:|Like Loading\.\.\.|Related$|"
     r"Click to (?:share on \S+|email a link to a friend|email|print)"
@@ -180,10 +194,12 @@ def strip_boilerplate(text: str) -> tuple[str, bool]:
         text = html.unescape(text)  # escaped twice by its CMS: "utt&nbsp;!"
     text = _SHORTCODE.sub(" ", text) if "[" in text else text
     text = _SYNDICATED_HEAD.sub("", text)
+    if "dvertisement" in text or "ADVERTISEMENT" in text:
+        text = _ADVERT.sub("", text)
     truncated = False
     while True:
         before = text
-        for pattern in (_FOOTER, _SYNDICATED, _MORE, _SHARE):
+        for pattern in (_FOOTER, _SYNDICATED, _CONTINUE, _MORE, _RELATED, _SHARE):
             text = pattern.sub("", text)
         stripped = _MARKER_END.sub("", text)
         if stripped != text:
