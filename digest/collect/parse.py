@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import xml.sax
-from collections.abc import Iterable, Iterator, Mapping, Set
+from collections.abc import Iterable, Mapping, Set
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from digest.collect.charset import decode, strip_entity_declarations
 from digest.collect.dates import parse_date
+from digest.collect.images import pick_image
 from digest.collect.text import (
     SUMMARY_CHARS,
     canonical_url,
@@ -49,29 +50,6 @@ __all__ = ["SUMMARY_CHARS", "canonical_url", "html_to_text", "parse_feed", "read
            "sanitize", "shorten"]
 
 _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]+);", re.I)
-_IMAGE_EXT = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:[?#]|$)", re.I)
-_IMG_SRC = re.compile(r"<img\b[^>]*?\bsrc=\"([^\"]+)\"[^>]*>", re.I)
-_IMG_SIZE = re.compile(r"\b(width|height)=\"([^\"]*)\"", re.I)
-# Smaller than this (declared width or height) is an icon, an emoji or a tracking pixel.
-MIN_IMAGE_PX = 100
-# Images that are never a story's picture, whatever size they claim: tracking pixels
-# and spacers (FeedBurner's ~r/~ff, WordPress stats, Medium's /_/stat), avatars
-# (Gravatar, GitHub), icons, emoji and smilies, ads and "read more" buttons (both in
-# the corpus), SVG (most mail clients refuse it).
-_JUNK_IMAGE = re.compile(
-    r"/(?:pixel|spacer|blank|transparent|clear|tracking|tracker|beacon|1x1)(?:\.(?:gif|png))?"
-    r"(?:[?#]|$)"
-    r"|[/._-](?:spacer|blank|pixel|transparent|1x1|p)\.gif"
-    r"|[/._-]1x1[/._-]"
-    r"|feedburner\.com/~|/~r/|/~ff/|feedsportal\.com|feeds\.wordpress\.com/\d"
-    r"|stats\.wordpress\.com|pixel\.wp\.com|/_/stat\?|doubleclick\.net|google-analytics\.com"
-    r"|gravatar\.com/avatar|/avatars?/|avatars\d*\.githubusercontent\.com"
-    r"|/favicon|apple-touch-icon|/icons?/|[._-]icon[._-]"
-    r"|/display-ad/|/ads?/|/adserver|[/_-](?:read[_-]?more|keep[_-]?reading|continue[_-]?reading"
-    r"|click[_-]?here|clique[_-]aqui|subscribe|share)[^/]*\.(?:png|gif|jpe?g|webp)"
-    r"|/emoji/|/smilies/|/images/core/emoji/"
-    r"|\.svg(?:[?#]|$)",
-    re.I)
 _is_web = is_web
 
 
@@ -185,7 +163,7 @@ def _article(entry: Mapping[str, Any], feed: Feed, *, now: datetime, base: str,
         content_html=content_html,
         author=_author(entry),
         categories=_categories(entry.get("tags") or ()),
-        image=_image(entry, content_html, base=content_base),
+        image=pick_image(entry, content_html, base=content_base),
     )
 
 
@@ -279,46 +257,6 @@ def _categories(tags: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
         if term:
             seen.setdefault(term, None)
     return tuple(seen)
-
-
-def _image(entry: Mapping[str, Any], content_html: str, *, base: str) -> str | None:
-    """The item's picture: the first candidate that is a real image, absolute."""
-    for url in _image_candidates(entry, content_html):
-        absolute = _absolute(url.strip(), base)
-        if _is_web(absolute) and not _JUNK_IMAGE.search(absolute):
-            return absolute
-    return None
-
-
-def _image_candidates(entry: Mapping[str, Any], content_html: str) -> Iterator[str]:
-    """Image URLs in order of preference, lazily: the content's <img> tags are only
-    searched when the feed names no image (the content can be 100 KB). An image
-    declared smaller than MIN_IMAGE_PX either way is an icon or a tracking pixel."""
-    for m in entry.get("media_content") or ():
-        kind = str(m.get("type") or "")
-        url = str(m.get("url") or "")
-        if (m.get("medium") == "image" or kind.startswith("image/") or (
-                not kind and not m.get("medium") and _IMAGE_EXT.search(url))) and _big(m):
-            yield url
-    for m in entry.get("media_thumbnail") or ():
-        if _big(m):
-            yield str(m.get("url") or "")
-    for e in entry.get("enclosures") or ():
-        if str(e.get("type") or "").startswith("image/"):
-            yield str(e.get("href") or "")
-    for tag in _IMG_SRC.finditer(content_html):
-        attrs = dict((k.lower(), v) for k, v in _IMG_SIZE.findall(tag.group(0)))
-        if _big(attrs):
-            yield html.unescape(tag.group(1))
-
-
-def _big(declared: Mapping[str, Any]) -> bool:
-    """Whether an image is not declared (width or height) under MIN_IMAGE_PX."""
-    for key in ("width", "height"):
-        value = str(declared.get(key) or "").strip().lower().removesuffix("px").strip()
-        if value.isdigit() and int(value) < MIN_IMAGE_PX:
-            return False
-    return True
 
 
 def _absolute(url: str, base: str) -> str:
