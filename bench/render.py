@@ -65,8 +65,12 @@ def people(n: int) -> list[Subscriber]:
     rng = random.Random(7)
     first = ["Ada", "Zoë", "Jörg", "Li", "María José", "O'Brien", "Ελένη", "Sam", "Åsa", "Kofi"]
     last = ["Lovelace", "Ångström", "Müller", "Wei", "García-López", "Pat", "Παπαδοπούλου"]
+    # Readers in several zones: each story's time is spliced per zone (render.when).
+    zones = [None, "America/New_York", "Asia/Tokyo", "Europe/London", "Australia/Sydney",
+             "America/Los_Angeles", "Asia/Kolkata", "Europe/Berlin"]
     return [Subscriber(email=f"reader{i}@mail{i % 50}.example.org",
-                       name=f"{rng.choice(first)} {rng.choice(last)}" if i % 7 else "")
+                       name=f"{rng.choice(first)} {rng.choice(last)}" if i % 7 else "",
+                       timezone=zones[i % len(zones)])
             for i in range(n)]
 
 

@@ -173,6 +173,8 @@ class Personal:
     unsubscribe_url: str
     unsubscribe_mailto: str
     view_url: str
+    # The IANA zone the story times are shown in: the subscriber's, else the schedule's.
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)

@@ -93,9 +93,12 @@ def headers(msg: EmailMessage) -> dict[str, str]:
 def subscribers(n: int = 120) -> list[Subscriber]:
     rng = random.Random(5)
     people = [Subscriber(email=addr, name=name) for name in NAMES for addr in ADDRESSES[:2]]
+    # Readers in several zones: the story times are slots filled per zone too.
+    zones = [None, "America/New_York", "Asia/Tokyo", "Pacific/Kiritimati", "America/Adak"]
     for _ in range(n - len(people)):
         name = "".join(rng.choice("abcdeé ü<>&\"'.,;=_-漢🎉") for _ in range(rng.randint(0, 90)))
-        people.append(Subscriber(email=rng.choice(ADDRESSES), name=name))
+        people.append(Subscriber(email=rng.choice(ADDRESSES), name=name,
+                                 timezone=rng.choice(zones)))
     return people
 
 

@@ -217,7 +217,8 @@ def test_german_edition(cfg_de: Config) -> None:
     assert '<html lang="de"' in r.html
     assert "Abbestellen" in r.html and "auch berichtet von" in r.html
     assert r.subject.startswith("The Daily Selection — 27. Nov. 2026: ")
-    assert max(len(line) for line in r.text.splitlines()) <= 78
+    # Measured as a reader gets it: the story times' tokens are wider than the times.
+    assert max(len(line) for line in personalise(r, personal())[1].splitlines()) <= 78
     assert "Hallo Zoë Ångström," in personalise(r, personal())[1]
 
 
@@ -226,7 +227,8 @@ def test_german_edition(cfg_de: Config) -> None:
 
 def test_text_part_is_wrapped_and_has_every_link(rendered: Rendered) -> None:
     lines = rendered.text.splitlines()
-    assert max(len(line) for line in lines) <= 78
+    # Measured as a reader gets it: the story times' tokens are wider than the times.
+    assert max(len(line) for line in personalise(rendered, personal())[1].splitlines()) <= 78
     for url in urls(selection()):
         assert url in rendered.text, url
     assert PLACEHOLDERS["unsubscribe_url"] in rendered.text

@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import xml.sax
-from collections.abc import Iterable, Iterator, Mapping, Set
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -28,6 +28,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from digest.collect.charset import decode, strip_entity_declarations
 from digest.collect.dates import EARLIEST_YEAR, news_date, parse_date
+from digest.collect.images import pick_image
 from digest.collect.outlet import outlet_name
 from digest.collect.text import (
     SUMMARY_CHARS,
@@ -37,6 +38,7 @@ from digest.collect.text import (
     is_web,
     sanitize,
     shorten,
+    summarise,
     teaser_text,
 )
 from digest.collect.xml import read_xml
@@ -51,9 +53,6 @@ __all__ = ["SUMMARY_CHARS", "Document", "Parsed", "canonical_url", "html_to_text
            "source_name"]
 
 _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]+);", re.I)
-_IMAGE_EXT = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:[?#]|$)", re.I)
-_IMG_SRC = re.compile(r"<img\b[^>]*?\bsrc=\"([^\"]+)\"[^>]*>", re.I)
-_PIXEL = re.compile(r"\b(?:width|height)=\"[01]\"")
 _is_web = is_web
 
 
@@ -175,7 +174,7 @@ def _article(entry: Mapping[str, Any], feed: Feed, *, now: datetime, base: str,
     body_html, body_type = _body(entry)
     if not title and not raw_link and not body_html:
         return None
-    content_base = _entry_base(entry, base)
+    content_base = _entry_base(entry, base, link=raw_link, site=site)
     content_html = sanitize(body_html, body_type, base=content_base)
     teaser_html = str(entry.get("summary") or "")
     teaser_type = str((entry.get("summary_detail") or {}).get("type") or "text/html")
@@ -197,7 +196,7 @@ def _article(entry: Mapping[str, Any], feed: Feed, *, now: datetime, base: str,
         url=_entry_url(raw_link, base, guid=guid, entry_id=str(entry.get("id") or ""),
                        site=site or feed.url),
         title=title or shorten(teaser, 80) or raw_link,
-        summary=shorten(teaser),
+        summary=summarise(teaser, title),
         # Without a usable date, the collect time: the store keeps the first one, so
         # the item is dated by when digest first saw it.
         published=when or now,
@@ -205,7 +204,7 @@ def _article(entry: Mapping[str, Any], feed: Feed, *, now: datetime, base: str,
         content_html=content_html,
         author=_author(entry),
         categories=_categories(entry.get("tags") or ()),
-        image=_image(entry, content_html, base=content_base),
+        image=pick_image(entry, content_html, base=content_base),
     )
 
 
@@ -229,12 +228,29 @@ def _body(entry: Mapping[str, Any]) -> tuple[str, str]:
     return str(entry.get("summary") or ""), str(detail.get("type") or "text/html")
 
 
-def _entry_base(entry: Mapping[str, Any], base: str) -> str:
-    """xml:base of the entry's content when it is absolute http(s), else the feed's."""
+def _entry_base(entry: Mapping[str, Any], base: str, *, link: str = "", site: str = "") -> str:
+    """What relative URLs in an entry's content (its images above all) are relative to:
+    the content's xml:base when absolute http(s); else the item's own page, as the
+    post was written there ("images/chart.png" in a Hugo post) — when that page is on
+    the feed's site: a link blog's item links elsewhere, and its relative URLs still
+    mean the blog; else the feed's base."""
     for c in entry.get("content") or ():
-        if _is_web(c.get("base")):
+        # Both readers report the document's own URL as the base when there is no
+        # xml:base; only a base the feed declares says more than that.
+        if _is_web(c.get("base")) and c["base"] != base:
             return str(c["base"])
+    page = _absolute(link, base) if link else ""
+    if _is_web(page) and (not _is_web(base) or _host(page) in {_host(base), _host(site)}):
+        return page
     return base
+
+
+def _host(url: str) -> str:
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
 
 
 def _entry_url(link: str, base: str, *, guid: str, entry_id: str, site: str) -> str:
@@ -282,34 +298,6 @@ def _categories(tags: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
         if term:
             seen.setdefault(term, None)
     return tuple(seen)
-
-
-def _image(entry: Mapping[str, Any], content_html: str, *, base: str) -> str | None:
-    for url in _image_candidates(entry, content_html):
-        absolute = _absolute(url.strip(), base)
-        if _is_web(absolute):
-            return absolute
-    return None
-
-
-def _image_candidates(entry: Mapping[str, Any], content_html: str) -> Iterator[str]:
-    """Image URLs in order of preference, lazily: the content's <img> tags are only
-    searched when the feed names no image (the content can be 100 KB)."""
-    for m in entry.get("media_content") or ():
-        kind = str(m.get("type") or "")
-        url = str(m.get("url") or "")
-        if m.get("medium") == "image" or kind.startswith("image/") or (
-                not kind and not m.get("medium") and _IMAGE_EXT.search(url)):
-            yield url
-    for m in entry.get("media_thumbnail") or ():
-        yield str(m.get("url") or "")
-    for e in entry.get("enclosures") or ():
-        if str(e.get("type") or "").startswith("image/"):
-            yield str(e.get("href") or "")
-    for tag in _IMG_SRC.finditer(content_html):
-        # Skip 1x1 tracking pixels: they are images only to a mail client.
-        if not _PIXEL.search(tag.group(0)):
-            yield html.unescape(tag.group(1))
 
 
 def _absolute(url: str, base: str) -> str:

@@ -310,7 +310,10 @@ def _category(e: dict[str, Any], el: Any) -> None:
 def _media_content(e: dict[str, Any], el: Any) -> None:
     if el.get("url"):
         e["media_content"].append({"url": el.get("url"), "type": el.get("type") or "",
-                                   "medium": el.get("medium") or ""})
+                                   "medium": el.get("medium") or "",
+                                   # declared size: an icon or a pixel is never the picture
+                                   "width": el.get("width") or "",
+                                   "height": el.get("height") or ""})
     for child in el:  # a thumbnail nested in media:content
         if isinstance(child.tag, str) and _key(child.tag) == "media:thumbnail":
             _media_thumbnail(e, child)
@@ -318,7 +321,8 @@ def _media_content(e: dict[str, Any], el: Any) -> None:
 
 def _media_thumbnail(e: dict[str, Any], el: Any) -> None:
     if el.get("url"):
-        e["media_thumbnail"].append({"url": el.get("url")})
+        e["media_thumbnail"].append({"url": el.get("url"), "width": el.get("width") or "",
+                                     "height": el.get("height") or ""})
 
 
 def _media_group(e: dict[str, Any], el: Any) -> None:

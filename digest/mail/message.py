@@ -40,6 +40,7 @@ def personal_for(config: Config, secret: str, subscriber: Subscriber, day: date)
         unsubscribe_url=f"{nl.base_url}/unsubscribe/{token}",
         unsubscribe_mailto=nl.unsubscribe_mailto or f"unsubscribe@{from_domain(config)}",
         view_url=f"{nl.base_url}/view/{day.isoformat()}",
+        timezone=subscriber.timezone or config.schedule.timezone,
     )
 
 

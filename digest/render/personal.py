@@ -11,6 +11,7 @@ import re
 from functools import lru_cache
 
 from digest.models import Personal, Rendered
+from digest.render import when
 
 # Tokens stand in for personal data in a rendered variant. Letters, digits and
 # underscores only: Jinja autoescape, MJML, URL contexts and quoted-printable all
@@ -24,7 +25,9 @@ PLACEHOLDERS: dict[str, str] = {
 }
 TOKEN_MARK = "__dgst_"
 
-_TOKEN_SPLIT = re.compile("(" + "|".join(map(re.escape, PLACEHOLDERS.values())) + ")")
+# The personal fields, and the story times (digest.render.when), filled per reader's zone.
+_TOKEN_SPLIT = re.compile("(" + "|".join([*map(re.escape, PLACEHOLDERS.values()),
+                                          when.TOKEN_PATTERN.replace("(", "(?:")]) + ")")
 _FIELD_OF = {token: name for name, token in PLACEHOLDERS.items()}
 
 
@@ -36,14 +39,21 @@ def _segments(s: str) -> tuple[str, ...]:
     return tuple(_TOKEN_SPLIT.split(s))
 
 
-def _fill(s: str, values: dict[str, str]) -> str:
+def _fill(s: str, values: dict[str, str], zone: str, escape: bool) -> str:
     parts = list(_segments(s))
-    parts[1::2] = [values[t] for t in parts[1::2]]
+    parts[1::2] = [values[t] if t in values else _time(t, zone, escape) for t in parts[1::2]]
     return "".join(parts)
 
 
+def _time(token: str, zone: str, escape: bool) -> str:
+    text = when.fill(token, zone)
+    return htmllib.escape(text, quote=True) if escape else text
+
+
 def personalise(rendered: Rendered, personal: Personal) -> tuple[str, str]:
-    """(html, text) for one subscriber: tokens replaced, escaped in the HTML only."""
+    """(html, text) for one subscriber: tokens replaced, escaped in the HTML only;
+    story times in the subscriber's zone."""
     raw = {token: getattr(personal, name) for token, name in _FIELD_OF.items()}
     escaped = {token: htmllib.escape(v, quote=True) for token, v in raw.items()}
-    return _fill(rendered.html, escaped), _fill(rendered.text, raw)
+    zone = personal.timezone
+    return _fill(rendered.html, escaped, zone, True), _fill(rendered.text, raw, zone, False)

@@ -30,6 +30,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "image": "Image",
         "logo": "{newsletter}",
         "dropped": "{n} more stories did not fit in this email.",
+        "yesterday": "yesterday {time}",
+        "day": "{day} {mon}",
+        "day_year": "{day} {mon} {year}",
     },
     "de": {
         "hello": "Hallo {name},",
@@ -50,6 +53,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "image": "Bild",
         "logo": "{newsletter}",
         "dropped": "{n} weitere Meldungen passten nicht in diese E-Mail.",
+        "yesterday": "gestern {time}",
+        "day": "{day}. {mon}",
+        "day_year": "{day}. {mon} {year}",
     },
 }
 
@@ -72,11 +78,16 @@ _DATES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+def month_short(day: date, language: str) -> str:
+    """'Feb' / 'Feb.'; months of four letters or fewer stay whole ('June', 'März')."""
+    month = str(_DATES[language]["months"][day.month - 1])
+    return month if len(month) <= 4 else (month[:3] + ("." if language == "de" else ""))
+
+
 def format_date(day: date, language: str, style: str = "long") -> str:
     """'Friday, 27 November 2026' / 'Freitag, 27. November 2026' ('short': '27 Nov 2026')."""
     names = _DATES[language]
-    month = names["months"][day.month - 1]
-    mon = month if len(month) <= 4 else (month[:3] + ("." if language == "de" else ""))
     return str(names[style]).format(
-        weekday=names["days"][day.weekday()], day=day.day, month=month, mon=mon, year=day.year
+        weekday=names["days"][day.weekday()], day=day.day, month=names["months"][day.month - 1],
+        mon=month_short(day, language), year=day.year
     )

@@ -47,7 +47,7 @@ def _template_error(e: Exception, templates_dir: Path, file_name: str) -> Templa
             where = f"{frames[-1].filename}:{frames[-1].lineno}"
     if isinstance(e, jinja2.UndefinedError):
         hint = "check the variable's spelling; available: newsletter, day, date, lead, " \
-               "sections, selection, personal, t, subject, preheader"
+               "sections, selection, personal, when, t, subject, preheader"
     elif isinstance(e, jinja2.TemplateSyntaxError):
         hint = "fix the Jinja syntax there ({% %} and {{ }} must be balanced and closed)"
     else:

@@ -10,20 +10,29 @@ from __future__ import annotations
 import logging
 import math
 import re
-import textwrap
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 from markupsafe import Markup
 
 from digest.config import Config
 from digest.models import Article, Rendered, Section, Selection, Story
+from digest.render import when
+from digest.render.filters import (
+    FILTERS,
+    SUMMARY_LIMITS,
+    TEXT_WIDTH,
+    clip,
+    email_image,
+    one_line,
+    safe_url,
+)
 from digest.render.personal import PLACEHOLDERS, TOKEN_MARK, personalise
 from digest.render.qp import encoded_size
 from digest.render.strings import STRINGS, format_date
@@ -33,8 +42,9 @@ from digest.render.theme import palette
 log = logging.getLogger(__name__)
 
 # Re-exported: callers and user-facing docs know them as digest.render.variant.*
-__all__ = ["MJML_TAGS", "PLACEHOLDERS", "STRINGS", "check_mjml_tags", "format_date",
-           "personalise", "render_variant"]
+__all__ = ["MJML_TAGS", "PLACEHOLDERS", "STRINGS", "SUMMARY_LIMITS", "TEXT_WIDTH",
+           "check_mjml_tags", "clip", "email_image", "format_date", "one_line", "personalise",
+           "render_variant", "safe_url"]
 
 # Gmail hides everything past ~102 KB of a message's HTML part behind "[Message
 # clipped]" (the footer with its unsubscribe link first). The budget is the encoded
@@ -47,23 +57,6 @@ PERSONAL_HEADROOM = 2_000
 SUBJECT_MAX = 78
 PREHEADER_MAX = 130
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-TEXT_WIDTH = 78
-
-
-def one_line(s: str) -> str:
-    """Collapse every run of whitespace (CR/LF included) to one space: safe in a header."""
-    return " ".join(s.split())
-
-
-def clip(s: str, limit: int, end: str = "…") -> str:
-    """Cut ``s`` to at most ``limit`` characters at a word boundary."""
-    s = one_line(s)
-    if len(s) <= limit:
-        return s
-    cut = s[: limit - len(end) + 1].rsplit(" ", 1)[0].rstrip(" ,;:-–—")
-    return (cut or s[: limit - len(end)]) + end
-
-
 def make_subject(name: str, day_text: str, lead: Story | None) -> str:
     head = f"{one_line(name)} — {day_text}"
     if lead is None:
@@ -109,34 +102,11 @@ def _strip_tokens(value: str) -> str:
         value = _CONTROLS.sub(" ", value)
     # Repeat until stable: removing one token must not leave another behind
     # ("__dgst_na" + token + "me_7c1f__").
-    while any(token in value for token in PLACEHOLDERS.values()):
+    while any(token in value for token in PLACEHOLDERS.values()) or when.TOKEN.search(value):
         for token in PLACEHOLDERS.values():
             value = value.replace(token, "")
+        value = when.TOKEN.sub("", value)
     return value
-
-
-_LINK_SCHEMES = ("http", "https", "mailto")
-
-
-def safe_url(url: str | None) -> str:
-    """``url`` if it is an absolute http(s) or mailto link, else ''.
-
-    Feed links reach both parts of the email, and a template may print them without
-    the ``href`` filter: a ``javascript:`` or ``data:`` link, one hidden behind
-    control characters (browsers drop leading C0 controls and tabs before the
-    scheme) or a relative one (it points nowhere in a mailbox) must never get there.
-    """
-    if not url:
-        return ""
-    url = url.strip()
-    if not url.isprintable():
-        return ""
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in _LINK_SCHEMES:
-        return ""
-    if parts.scheme.lower() != "mailto" and not parts.netloc:
-        return ""
-    return url.replace(" ", "%20")
 
 
 def _clean_article(a: Article) -> Article:
@@ -169,27 +139,6 @@ def clean_selection(selection: Selection) -> Selection:
 # --- Jinja environment ---------------------------------------------------------
 
 
-def _href(url: str | None) -> str:
-    """Only http(s)/mailto links reach the email; anything else (javascript:) becomes ''."""
-    return safe_url(url)
-
-
-def _wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
-    """textwrap.fill for the text part; long URLs stay whole rather than break."""
-    return textwrap.fill(
-        one_line(str(text)),
-        width=width,
-        initial_indent=indent if first is None else first,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-
-
-def _underline(text: str, char: str = "-") -> str:
-    return char * min(len(text), TEXT_WIDTH)
-
-
 @lru_cache(maxsize=8)
 def _environment(templates_dir: str) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -206,7 +155,7 @@ def _environment(templates_dir: str) -> jinja2.Environment:
         keep_trailing_newline=True,
         auto_reload=True,  # the preview rebuilds as templates change
     )
-    env.filters.update(wrap=_wrap, clip=clip, href=_href, underline=_underline)
+    env.filters.update(FILTERS)
     env.globals.update(also_reported=also_reported)
     return env
 
@@ -256,7 +205,14 @@ def _context(selection: Selection, config: Config, variant: str, now: datetime
         "t": t,
         "subject": make_subject(nl.name, format_date(selection.day, lang, "short"), lead),
         "preheader": make_preheader(selection),
+        # A token per story, filled with the time in each reader's zone (render.when).
+        "when": lambda story: when.token(story_time(story), now, lang),
     }
+
+
+def story_time(story: Story) -> datetime:
+    """When a story happened, as its lead (the report linked and summarised) says."""
+    return story.lead.published
 
 
 def _render_once(selection: Selection, config: Config, variant: str, now: datetime

@@ -290,6 +290,7 @@ def web_version(config: Config, rendered: Rendered, day: date) -> str:
         unsubscribe_url=f"{nl.base_url}/unsubscribe",
         unsubscribe_mailto=nl.unsubscribe_mailto or f"unsubscribe@{from_domain(config)}",
         view_url=f"{nl.base_url}/view/{day.isoformat()}",
+        timezone=config.schedule.timezone,  # a web page has no reader's zone: the list's own
     )
     page, _text = render.personalise(rendered, personal)
     return page
