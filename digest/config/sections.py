@@ -156,7 +156,11 @@ class TopicConfig(_Section):
     title: str = ""
     """Section heading for the topic; defaults to the capitalised topic name."""
     keywords: tuple[str, ...] = ()
-    """Words that put an article into this topic (case-insensitive, whole words)."""
+    """Words or phrases that put an article into this topic when they stand in its headline
+    or lead (whole words, any case, plurals too) and its meaning agrees."""
+    description: str = ""
+    """What the topic is about, in a few words or a list of them: with the title and
+    keywords it makes the topic's meaning, which an article's meaning is compared with."""
 
 
 class SectionConfig(_Section):
