@@ -43,7 +43,16 @@ from digest.config import Config
 from digest.models import Article
 from digest.rank.background import MEAN
 from digest.rank.embed import Embedder, embedder
-from digest.rank.signatures import STOP, Reading, Signature, embed_text, first_sentence, fold, stem
+from digest.rank.signatures import (
+    STOP,
+    Reading,
+    Signature,
+    embed_text,
+    first_sentence,
+    fold,
+    read,
+    stem,
+)
 
 # Cosines between centred sentence vectors, set on the tune set (see the module
 # docstring): the largest recall there with precision >= 0.93, a margin over the
@@ -101,6 +110,7 @@ class TopicMatcher:
                                     topic.description))
         self._texts = texts
         self._vectors: np.ndarray | None = None
+        self._category_cache: dict[tuple[str, ...], set[str]] = {}
         # The cheap test first: an article can hold a keyword only if its
         # signature (title and lead words) has the keyword's words.
         self._first_words: dict[str, list[tuple[Phrase, str]]] = {}
@@ -121,7 +131,12 @@ class TopicMatcher:
     def by_keywords(self, article: Article) -> set[str]:
         """The topics with a keyword phrase as whole words in headline or lead."""
         text = words(lead(article))
-        return {name for p, name in self._keywords if _contains(text, p)}
+        found: set[str] = set()
+        for first in self._first_words.keys() & set(text):
+            for p, name in self._first_words[first]:
+                if name not in found and _contains(text, p):
+                    found.add(name)
+        return found
 
     def similarities(self, vectors: np.ndarray) -> np.ndarray:
         """Cosine of each (raw, as ``embed`` gives them) article vector with each
@@ -149,55 +164,83 @@ class TopicMatcher:
                vector: np.ndarray | None = None) -> set[str]:
         """The topics of one article (``vector``: its raw sentence vector, made
         here when not given)."""
-        english = sig.lang == "en" if sig is not None else True
-        if vector is None and english and self._names:
-            vector = embedder().embed([embed_text(a)])[0]
-        sims = self.similarities(vector[None, :])[0] if english and vector is not None \
-            else None
-        return set(self._decide(a, self.by_keywords(a), sims))
+        reading = Reading.of([sig]) if sig is not None else read([a])
+        return set(self.topics_of_day([a], reading, None if vector is None
+                                      else vector[None, :])[0])
 
     def topics_of_day(self, articles: Sequence[Article], reading: Reading,
                       vectors: np.ndarray | None = None) -> list[frozenset[str]]:
         """``topics`` for every article of a day at once. ``vectors`` are the
         day's raw sentence vectors (``cluster.start_vectors(...).result()``,
-        before clustering centres them in place); made here when not given."""
-        if not articles:
-            return []
-        if vectors is None and self._names:
+        not the copy clustering centred); made here when not given."""
+        n = len(articles)
+        found = [self._feed_topics.get(a.feed_url, frozenset()) for a in articles]
+        if not n or not self._names:
+            return found
+        if vectors is None:
             vectors = embedder().embed([embed_text(a) for a in articles])
-        sims = self.similarities(vectors) if vectors is not None else None
-        keyword_hits = self._keyword_candidates(articles, reading)
-        out = []
-        for k, a in enumerate(articles):
-            english = reading.sigs[k].lang == "en"
-            kws = self.by_keywords(a) if k in keyword_hits else set()
-            out.append(frozenset(self._decide(
-                a, kws, sims[k] if sims is not None and english else None)))
-        return out
+        sims = self.similarities(vectors)
+        # Meaning is judged for English articles only (see the module docstring).
+        judged = np.fromiter((s.lang == "en" for s in reading.sigs), bool, n)
+        best = sims.max(axis=1)
+        alone = (sims >= SIM_ALONE) & (sims >= best[:, None] - SIM_MARGIN) & judged[:, None]
+        added: dict[int, set[str]] = {}
+        for k, t in zip(*np.nonzero(alone), strict=True):
+            added.setdefault(int(k), set()).add(self._names[t])
+        # Keywords and categories: only the articles that may hold one and whose
+        # meaning could agree with some topic are visited.
+        agree = sims >= SIM_WITH_KEYWORD
+        agree[~judged] = True
+        visit = set(np.flatnonzero((self._keyword_candidates(reading, n) & agree).any(axis=1))
+                    .tolist())
+        reach = ~judged | (best >= SIM_WITH_CATEGORY)
+        visit.update(k for k, a in enumerate(articles) if a.categories and reach[k])
+        column = {name: t for t, name in enumerate(self._names)}
+        for k in sorted(visit):
+            a = articles[k]
+            keywords = self.by_keywords(a)
+            categories = self._categories_of(a.categories) if a.categories else set()
+            for name in keywords | categories:
+                floor = min(SIM_WITH_KEYWORD if name in keywords else 2.0,
+                            SIM_WITH_CATEGORY if name in categories else 2.0)
+                if not judged[k] or sims[k, column[name]] >= floor:
+                    added.setdefault(k, set()).add(name)
+        for k, names in added.items():
+            found[k] = found[k] | names
+        return found
 
-    def _keyword_candidates(self, articles: Sequence[Article], reading: Reading) -> set[int]:
-        """Articles whose title-and-lead words hold a keyword's first word."""
+    def _categories_of(self, categories: tuple[str, ...]) -> set[str]:
+        # A feed repeats the same few category sets all day.
+        got = self._category_cache.get(categories)
+        if got is None:
+            got = self._category_cache[categories] = self.by_categories(categories)
+        return got
+
+    def _keyword_candidates(self, reading: Reading, n: int) -> np.ndarray:
+        """Which article may hold which topic's keyword (its title-and-lead words
+        hold the keyword's first word): one row per article, one column per topic."""
+        may = np.zeros((n, len(self._names)), bool)
         if any(w in STOP for w in self._first_words):  # not in a signature's words
-            return set(range(len(articles)))
-        vocab = {w: k for k, w in enumerate(reading.vocab)}
-        ids = [vocab[w] for w in self._first_words if w in vocab]
-        if not ids:
-            return set()
-        hit = np.isin(reading.word_id, np.asarray(ids, np.int64))
-        return set(np.unique(reading.word_art[hit]).tolist())
-
-    def _decide(self, a: Article, keywords: set[str], sims: np.ndarray | None) -> Iterable[str]:
-        yield from self._feed_topics.get(a.feed_url, ())
-        categories = self.by_categories(a.categories) if a.categories else set()
-        if sims is None:  # no judgement of meaning: a keyword or a category counts alone
-            yield from keywords | categories
-            return
-        best = float(sims.max(initial=0.0))
-        for name, s in zip(self._names, sims.tolist(), strict=True):
-            if (s >= SIM_ALONE and s >= best - SIM_MARGIN) \
-                    or (name in keywords and s >= SIM_WITH_KEYWORD) \
-                    or (name in categories and s >= SIM_WITH_CATEGORY):
-                yield name
+            may[:] = True
+            return may
+        # Each vocabulary word's topics as bits, then every (article, word) row at once.
+        bits = np.zeros(len(reading.vocab), np.int64)
+        index = {w: k for k, w in enumerate(reading.vocab)}
+        # A signature keeps "open-source" whole; a keyword reads its parts.
+        firsts = set(self._first_words)
+        compounds = [(k, parts) for k, w in enumerate(reading.vocab) if "-" in w
+                     if (parts := firsts.intersection(map(stem, w.split("-"))))]
+        for t, name in enumerate(self._names):
+            mine = {p[0] for p, owner in self._keywords if owner == name}
+            ids = [index[w] for w in mine if w in index]
+            ids += [k for k, parts in compounds if not mine.isdisjoint(parts)]
+            bits[ids] |= 1 << t
+        row_bits = bits[reading.word_id]
+        hit = np.flatnonzero(row_bits)
+        for t in range(len(self._names)):
+            rows = hit[(row_bits[hit] >> t) & 1 == 1]
+            may[reading.word_art[rows], t] = True
+        return may
 
 
 def topic_text(name: str, title: str, keywords: Sequence[str], description: str = "") -> str:
