@@ -66,7 +66,7 @@ _LEAD_CHARS = 200  # as signatures read the lead: a keyword past it is in the bo
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # A category such as "Science & Environment" or "Politics, World" names each part.
 _CATEGORY_PARTS = re.compile(r"\s*(?:[&/,;|+:]|\band\b)\s*")
-_CATEGORY_FILLER = frozenset({"news", "the", "latest", "top"})
+_CATEGORY_FILLER = frozenset(stem(w) for w in ("news", "the", "latest", "top"))
 
 Phrase = tuple[str, ...]
 
