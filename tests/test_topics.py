@@ -188,3 +188,20 @@ def test_a_day_at_once_is_one_article_at_a_time(matcher: TopicMatcher) -> None:
     # A signature keeps "Chip-maker" whole; the keyword is still found (its meaning
     # is close enough for a keyword, not for meaning alone).
     assert "tech" in at_once[1]
+
+
+def test_ranking_gives_stories_the_topics_of_their_raw_vectors(tmp_path: Path) -> None:
+    """rank() compares the day's vectors as embedded, not as clustering centred them."""
+    from digest.rank import select
+    from digest.rank.embed import embedder
+    from digest.rank.signatures import embed_text, read
+
+    config = demo_config(tmp_path, "[selection]\nmax_age_hours = 0")
+    articles = topicset.load(topicset.TEST).articles
+    vectors = embedder().embed([embed_text(a) for a in articles])
+    want = dict(zip((a.id for a in articles), TopicMatcher(config).topics_of_day(
+        articles, read(articles), vectors), strict=True))
+    ranked = select.rank(articles, config, now=NOW, day=NOW.date())
+    alone = [s for s in ranked.stories if not s.others]
+    assert len(alone) > 100
+    assert [set(s.topics) for s in alone] == [want[s.lead.id] for s in alone]
