@@ -174,7 +174,9 @@ def test_topics_of_a_day_match_one_article_at_a_time(tmp_path: Path) -> None:
     one_by_one = [matcher.topics(a, s) for a, s in zip(day, reading.sigs, strict=True)]
     assert matcher.topics_of_day(day, reading) == one_by_one
     assert one_by_one[1] == {"tech", "markets"} and one_by_one[3] == {"markets"}
-    assert one_by_one[2] == set()
+    # "interest ... rate" is no phrase match (the words apart); meaning may still
+    # place it (tests/test_topics.py holds each signal on its own).
+    assert "markets" not in matcher.by_keywords(day[2])
 
 
 def test_a_days_stories_score_as_one_story_at_a_time(tmp_path: Path) -> None:

@@ -159,7 +159,12 @@ class TopicConfig(_Section):
     title: str = ""
     """Section heading for the topic; defaults to the capitalised topic name."""
     keywords: tuple[str, ...] = ()
-    """Words that put an article into this topic (case-insensitive, whole words)."""
+    """Words or phrases that put an article into this topic when they stand in its headline
+    or lead (whole words, any case, plurals too) and its meaning agrees."""
+    description: str = ""
+    """What the topic is about, best as a comma-separated list of the words its articles
+    use: with the title and keywords it makes the topic's meaning, which an article's
+    meaning is compared with; each listed term also names the topic in feed categories."""
 
 
 class SectionConfig(_Section):

@@ -232,6 +232,25 @@ class Pending:
             self._vectors = got if got is not None else embedder().embed(self._texts)
         return self._vectors
 
+    def copied(self) -> Pending:
+        """The same vectors for a second user that changes them in place (clustering
+        centres them): its ``result()`` is a copy, and this one's stays as it was."""
+        return _Copied(self)
+
+
+class _Copied(Pending):
+    def __init__(self, of: Pending) -> None:
+        super().__init__(of.texts, None, None)
+        self._of = of
+
+    def ready(self) -> bool:
+        return self._of.ready()
+
+    def result(self) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = self._of.result().copy()
+        return self._vectors
+
 
 def embed_async(texts: Sequence[str]) -> Pending:
     """Start embedding ``texts`` (in the worker process when the day is large and

@@ -18,77 +18,14 @@ alphabetical order.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-import numpy as np
-
 from digest.config import Config
 from digest.models import Article, Feed, Story
-from digest.rank.signatures import Reading, Signature, fold, stem
+from digest.rank.topics import TopicMatcher as TopicMatcher  # its old home: still importable here
 
 MAX_COVERAGE = 3.0  # ten outlets on one story should not bury everything else
-
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-
-
-class TopicMatcher:
-    """Which configured topics an article belongs to: its feed's topics, plus
-    every topic whose keywords (whole words or phrases, any case, plurals too)
-    its headline or lead mentions."""
-
-    def __init__(self, config: Config) -> None:
-        self._feed_topics = {f.url: frozenset(f.topics) for f in config.feeds}
-        self._words: dict[str, set[str]] = {}
-        self._phrases: list[tuple[frozenset[str], re.Pattern[str], str]] = []
-        for name, topic in config.topics.items():
-            for kw in topic.keywords:
-                kw = fold(kw.strip())
-                parts = _WORD.findall(kw)
-                if len(parts) == 1:
-                    self._words.setdefault(stem(parts[0]), set()).add(name)
-                elif parts:
-                    self._phrases.append((frozenset(stem(p) for p in parts),
-                                          re.compile(rf"\b{re.escape(kw)}\b"), name))
-        self._keywords = frozenset(self._words)
-
-    def topics(self, a: Article, sig: Signature | None = None) -> set[str]:
-        found = set(self._feed_topics.get(a.feed_url, ()))
-        words = sig.words if sig is not None else frozenset(
-            stem(w) for w in _WORD.findall(fold(f"{a.title} {a.summary}")))
-        for w in self._keywords.intersection(words):
-            found |= self._words[w]
-        for parts, pattern, name in self._phrases:
-            # The cheap test first: a phrase can only match if all its words are there.
-            if name not in found and parts <= words and pattern.search(
-                    fold(f"{a.title} {a.summary}")):
-                found.add(name)
-        return found
-
-
-    def topics_of_day(self, articles: Sequence[Article], reading: Reading) -> list[frozenset[str]]:
-        """``topics`` for every article of a day at once, from the day's word
-        arrays: only the articles that carry a keyword are visited."""
-        found = [self._feed_topics.get(a.feed_url, frozenset()) for a in articles]
-        vocab = {w: k for k, w in enumerate(reading.vocab)}
-        words = {vocab[w]: names for w, names in self._words.items() if w in vocab}
-        hit = np.isin(reading.word_id, np.fromiter(words, np.int64, len(words)))
-        for art, word in zip(reading.word_art[hit].tolist(), reading.word_id[hit].tolist(),
-                             strict=True):
-            found[art] = found[art] | words[word]
-        for parts, pattern, name in self._phrases:
-            ids = [vocab.get(p, -1) for p in parts]
-            if min(ids) < 0:
-                continue
-            # The cheap test first: a phrase can only match if all its words are there.
-            has = np.bincount(reading.word_art[np.isin(reading.word_id, ids)],
-                              minlength=len(articles))
-            for art in np.flatnonzero(has == len(ids)).tolist():
-                a = articles[art]
-                if name not in found[art] and pattern.search(fold(f"{a.title} {a.summary}")):
-                    found[art] = found[art] | {name}
-        return found
 
 
 def lead_key(feeds: dict[str, Feed]

@@ -83,10 +83,10 @@ def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: da
     matcher = TopicMatcher(config)
     vectors = clustering.start_vectors(pool)  # on the other core while signatures are read
     reading = read(pool, vectors.texts)  # once: clustering, topics and diversity share it
-    # (Before clustering: the worker may still be making the vectors.)
-    topics_of = matcher.topics_of_day(pool, reading)
     keys = {id(a): s.keys for a, s in zip(pool, reading.sigs, strict=True)}
-    groups = clustering.cluster_indexes(pool, reading, vectors)
+    # Clustering centres its vectors in place; topics compare them raw: one copy.
+    groups = clustering.cluster_indexes(pool, reading, vectors.copied())
+    topics_of = matcher.topics_of_day(pool, reading, vectors.result())
     stories = score_stories(pool, groups, topics_of, feeds, config, now)
     stories.sort(key=order_key)
     names = {id(s): keys[id(s.lead)] for s in stories}
