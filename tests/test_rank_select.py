@@ -54,6 +54,28 @@ def test_subscriber_topics_choose_and_order_sections(tmp_path: Path) -> None:
     assert [t for t in reverse if t in ("Technology", "World")] == ["World", "Technology"]
 
 
+def test_stories_without_a_section_fill_more_stories_up_to_max_stories(tmp_path: Path) -> None:
+    # A real day: most stories have no topic, and the topic sections cannot fill the
+    # edition. The general edition still carries max_stories; a topic variant does not
+    # get stories outside the topics its readers chose.
+    cfg = make_config(tmp_path).with_overrides(selection={"max_stories": 8, "per_source": 9})
+    items = [art(("Alpha", "Beta", "Gamma")[k % 3], title, k % 5 + 1) for k, title in enumerate([
+        "Ferry timetable changes in spring", "Lighthouse keeper retires after forty years",
+        "Harbour festival draws record crowds", "Old cannery becomes a museum",
+        "Storm closes coastal road overnight", "Fishermen protest new quota rules",
+        "Island school wins chess title", "Seal pup rescued on the beach",
+        "Bakery celebrates its centenary", "Bridge repairs finish early"])]
+    ranked = rank.rank(items, cfg, now=NOW, day=DAY)
+    sections = ranked.selection.sections
+    assert len(ranked.selection.stories) == 8
+    assert sections[-1].title == "More stories" and sections[-1].topic is None
+    scores = [s.score for s in sections[-1].stories]
+    assert scores == sorted(scores, reverse=True)
+    assert "More stories" not in [s.title for s in rank.for_variant(ranked, cfg, "tech").sections]
+    off = cfg.with_overrides(selection={"more_title": ""})
+    assert len(rank.rank(items, off, now=NOW, day=DAY).selection.stories) < 8
+
+
 def test_without_drops_sent_articles_and_repicks_the_lead(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     a = art("Alpha", "Central bank raises interest rate to 4.5 percent", 2,

@@ -193,6 +193,9 @@ class SelectionConfig(_Section):
     """Sections in order; each takes the best remaining stories that fit it."""
     topic_sections: bool = True
     """After the listed sections, add one section per configured topic."""
+    more_title: str = "More stories"
+    """The general edition's last section: the best stories left, up to max_stories
+    ("" leaves them out). A real day's topic sections rarely fill on their own."""
     skip_if_empty: bool = True
     """With no new stories, send nothing (and say so)."""
 

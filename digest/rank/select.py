@@ -138,6 +138,10 @@ def planned_sections(config: Config, variant: str = "all") -> list[_Plan]:
         for name in order:
             spec = config.topics[name]
             plan.append(_Plan(spec.title or name.capitalize(), (name,), TOPIC_SECTION_SIZE, name))
+    if wanted is None and sel.more_title:
+        # The general edition promises max_stories: what the sections above could not
+        # place (no topic of its own, or its topic's section full) goes here, best first.
+        plan.append(_Plan(sel.more_title, (), sel.max_stories, None))
     return plan
 
 

@@ -211,6 +211,8 @@ def planned_sections(config: Config, variant: str) -> list[str]:
     if sel.topic_sections:
         titles += [spec.title or name.capitalize() for name, spec in config.topics.items()
                    if wanted is None or name in wanted]
+    if wanted is None and sel.more_title:
+        titles.append(sel.more_title)
     return titles
 
 
