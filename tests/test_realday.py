@@ -26,6 +26,7 @@ from digest import pipeline
 from digest.config import Config
 from digest.models import Selection
 from tests.conftest import CORPUS
+from tests.test_email_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, open_email
 from tests.peers import FeedServer, SmtpServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,3 +156,31 @@ def test_every_story_shows_when_it_happened(day: Day) -> None:
         assert found, title
         block = day.text[found.start():].split("\r\n\r\n")[0]
         assert WHEN.search(block), block
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed")
+def test_the_real_days_email_in_a_browser(realday: Day) -> None:
+    """The mailed HTML at 600 and 375 px in Debian's chromium: no sideways scroll, every
+    picture https and loaded (no broken box), and a screenshot of each for a human."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            for width in (600, 375):
+                page = open_email(browser, realday.html, width)
+                try:
+                    scroll = page.evaluate("document.documentElement.scrollWidth")
+                    assert scroll <= width, f"{scroll}px wide at {width}px"
+                    images = page.evaluate("""[...document.images].map(
+                        i => [i.src, i.complete && i.naturalWidth > 0])""")
+                    assert all(src.startswith("https://") and ok for src, ok in images), images
+                    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(ARTIFACTS / f"realday-{width}.png"),
+                                    full_page=True)
+                finally:
+                    page.close()
+        finally:
+            browser.close()
