@@ -1,11 +1,15 @@
 """Merging scored pairs into groups: average-link agglomeration, best pair first.
 
 Two groups join only while the *average* score over every pair across them stays
-≥ LINK (and not much below either group's own), so one loose link cannot chain
-two events.
+≥ LINK (and not much below either group's own), and while every member of the
+joined group shares content evidence (``Day.evidence``) with more than half of
+the others: a story is what its members have in common, so an article close to
+one member only (cucumber prices and the war, through "Russia") stays out.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -29,6 +33,19 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         label = new
 
 
+def _evidence_across(ga: list[int], gb: list[int], evident: Callable[[int, int], bool]
+                     ) -> dict[int, int]:
+    """For each member of either group, how many of the other group it has
+    content evidence with."""
+    gain = dict.fromkeys(ga + gb, 0)
+    for x in ga:
+        for y in gb:
+            if evident(min(x, y), max(x, y)):
+                gain[x] += 1
+                gain[y] += 1
+    return gain
+
+
 def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[list[int]]:
     """Average-link agglomeration, best pair first, only over pairs scoring ≥ 0."""
     n = len(day.sigs)
@@ -43,6 +60,7 @@ def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[lis
     kept = (part[i] == part[j]) & (scores >= 0)
     table = dict(zip((i[kept] * n + j[kept]).tolist(), scores[kept].tolist(), strict=True))
     score = day.scorer()
+    evident = day.evidence()
 
     def pair(x: int, y: int) -> float:
         if x > y:
@@ -65,6 +83,7 @@ def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[lis
 
     members: dict[int, list[int]] = {k: [k] for k in range(n)}
     owner = list(range(n))
+    backed = [0] * n  # how many of its group's other members each article has evidence with
     ranked = np.flatnonzero(scores >= 0)
     ranked = ranked[np.argsort(-scores[ranked], kind="stable")]  # the best first, down to 0
     for x0, y0 in zip(i[ranked].tolist(), j[ranked].tolist(), strict=True):
@@ -78,6 +97,12 @@ def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[lis
                 continue
             if min(len(ga), len(gb)) > 1 and cross < min(cohesion(a), cohesion(b)) - GAP:
                 continue  # two tight groups that are much less alike than each is inside
+        gain = _evidence_across(ga, gb, evident)
+        others = len(ga) + len(gb) - 1
+        if any(2 * (backed[x] + got) <= others for x, got in gain.items()):
+            continue  # a member would share content with half the story or less
+        for x, got in gain.items():
+            backed[x] += got
         if len(ga) < len(gb):
             a, b, ga, gb = b, a, gb, ga
         for x in gb:
