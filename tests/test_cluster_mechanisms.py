@@ -132,8 +132,9 @@ def test_a_negative_bulk_score_counts_with_its_penalty() -> None:
 def test_no_chaining_through_one_member() -> None:
     # 1 is close to 0 and to 2; 0 and 2 share nothing ("cucumber prices in Russia",
     # "Russia-Ukraine war: key events", via "Russian flags at the Paralympics"). The
-    # average across (0.5) clears LINK, so only the evidence rule keeps 2 out.
-    table = {(0, 1): 1.0, (1, 2): 1.0, (0, 2): 0.0}
+    # average across (0.45) clears LINK, so only the evidence rule keeps 2 out.
+    # (A pair without evidence scores below 0: see the time-alone test below.)
+    table = {(0, 1): 1.0, (1, 2): 1.0, (0, 2): -0.1}
     assert link(3, table) == [[0, 1, 2]]  # with evidence between 0 and 2: one story
     assert link(3, table, bare=frozenset({(0, 2)})) == [[0, 1], [2]]
 
@@ -142,17 +143,19 @@ def test_a_member_needs_evidence_with_more_than_half_of_the_others() -> None:
     # 4 joins the tight {0..3}: with evidence to 3 of the 4 it is in; with 2 of 4
     # (half) it is not, however high the average across.
     tight = {(a, b): 1.0 for a in range(4) for b in range(a + 1, 4)}
-    table = tight | {(k, 4): 0.9 for k in range(4)}
+    table = tight | {(k, 4): 0.9 for k in range(4)} | {(0, 4): -0.1, (1, 4): -0.1}
     assert link(5, table, bare=frozenset({(0, 4)})) == [[0, 1, 2, 3, 4]]
     assert link(5, table, bare=frozenset({(0, 4), (1, 4)})) == [[0, 1, 2, 3], [4]]
 
 
-def test_two_groups_join_only_if_every_member_keeps_its_majority() -> None:
-    # {0,1} and {2,3} alike across on the average, but 0 shares nothing with
-    # either of 2 and 3: 0 would have evidence with 1 of 3 others.
-    table = {(0, 1): 1.0, (2, 3): 1.0, (0, 2): 0.9, (0, 3): 0.9, (1, 2): 1.0, (1, 3): 1.0}
-    assert link(4, table) == [[0, 1, 2, 3]]
-    assert link(4, table, bare=frozenset({(0, 2), (0, 3)})) == [[0, 1], [2, 3]]
+def test_a_grown_group_counts_each_members_evidence() -> None:
+    # 2 joins {0,1} with evidence to both; 3 then has evidence with 0 and 1 but
+    # not 2: 2 of 3 is still a majority. 4 has it with 3 only: 1 of 4, out.
+    table = {(0, 1): 1.0, (0, 2): 0.9, (1, 2): 0.9, (0, 3): 0.8, (1, 3): 0.8, (2, 3): -0.1,
+             (3, 4): 0.7, (0, 4): -0.1, (1, 4): -0.1, (2, 4): -0.1}
+    bare = frozenset({(2, 3), (0, 4), (1, 4), (2, 4)})
+    assert link(5, table, bare=bare) == [[0, 1, 2, 3], [4]]
+    assert link(5, table) == [[0, 1, 2, 3, 4]]
 
 
 # -- time alone never joins ----------------------------------------------------
@@ -187,6 +190,13 @@ def test_same_timestamp_unrelated_stay_apart() -> None:
     # The same pair is no closer for being published in the same second than an hour apart.
     later = [day_articles[0], replace(day_articles[1], published=T0 + timedelta(hours=1))]
     assert cluster.prepare(later).score(0, 1) <= day.score(0, 1)
+
+
+def test_without_evidence_no_weights_reach_zero() -> None:
+    # Linking takes a pair scoring >= 0 as evidenced: without a shared rarer name,
+    # with word overlap under LEX_MIN and no cosine counted, no pair may reach 0.
+    assert pairscore.W_LEX * pairscore.LEX_MIN + pairscore.BIAS < 0
+    assert pairscore.W_LEX_CROSS * pairscore.LEX_MIN + pairscore.BIAS_CROSS < 0
 
 
 # -- the contradiction penalty -------------------------------------------------

@@ -33,14 +33,16 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         label = new
 
 
-def _evidence_across(ga: list[int], gb: list[int], evident: Callable[[int, int], bool]
-                     ) -> dict[int, int]:
+def _evidence_across(ga: list[int], gb: list[int], pair: Callable[[int, int], float],
+                     evident: Callable[[int, int], bool]) -> dict[int, int]:
     """For each member of either group, how many of the other group it has
-    content evidence with."""
+    content evidence with. A pair scoring ≥ 0 has it (the pair score gives
+    nothing for a cosine without evidence, see pairscore.combine), and its score
+    is already at hand: only the others are looked at again."""
     gain = dict.fromkeys(ga + gb, 0)
     for x in ga:
         for y in gb:
-            if evident(min(x, y), max(x, y)):
+            if pair(x, y) >= 0 or evident(min(x, y), max(x, y)):
                 gain[x] += 1
                 gain[y] += 1
     return gain
@@ -97,12 +99,14 @@ def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[lis
                 continue
             if min(len(ga), len(gb)) > 1 and cross < min(cohesion(a), cohesion(b)) - GAP:
                 continue  # two tight groups that are much less alike than each is inside
-        gain = _evidence_across(ga, gb, evident)
-        others = len(ga) + len(gb) - 1
-        if any(2 * (backed[x] + got) <= others for x, got in gain.items()):
-            continue  # a member would share content with half the story or less
-        for x, got in gain.items():
-            backed[x] += got
+            gain = _evidence_across(ga, gb, pair, evident)
+            others = len(ga) + len(gb) - 1
+            if any(2 * (backed[x] + got) <= others for x, got in gain.items()):
+                continue  # a member would share content with half the story or less
+            for x, got in gain.items():
+                backed[x] += got
+        else:  # two articles, their pair scoring ≥ 0: evidence (see _evidence_across)
+            backed[x0] = backed[y0] = 1
         if len(ga) < len(gb):
             a, b, ga, gb = b, a, gb, ga
         for x in gb:
