@@ -199,6 +199,31 @@ def test_without_evidence_no_weights_reach_zero() -> None:
     assert pairscore.W_LEX_CROSS * pairscore.LEX_MIN + pairscore.BIAS_CROSS < 0
 
 
+def test_a_topic_of_a_small_day_is_no_evidence() -> None:
+    # Ten of forty articles name Iran: the talks, the protests, the oil price...
+    # "Iran" is the day's topic, not an event, so it is not rare: a pair that
+    # shares only it (and a middling cosine) has no evidence and is not blocked on.
+    topics = [f"Iran {what}" for what in ("talks resume in Geneva", "protests grow in Tabriz",
+                                          "oil exports rise", "football team qualifies",
+                                          "currency falls again", "airline buys jets",
+                                          "heatwave hits south", "film wins prize",
+                                          "earthquake shakes Kerman", "chess star defects")]
+    fillers = [f"{name} council approves new park" for name in (
+        "Valdor", "Kesmir", "Orlan", "Tavik", "Brenna", "Ostrel", "Qumar", "Halden", "Zerin",
+        "Pellam", "Arvost", "Misra", "Dunmore", "Savel", "Ulric", "Norvik", "Farrow", "Lisk",
+        "Morran", "Tessel", "Quillon", "Ardent", "Bexley", "Corvin", "Delmar", "Esker",
+        "Fennick", "Gorlan", "Hestia", "Ivel")]
+    day = cluster.prepare(articles(topics + fillers))
+    assert len(day.sigs) == 40 and day.df["iran"] == 10
+    assert day.cap == pairscore.TOPIC_MIN < day.df["iran"]
+    assert not day.evidence()(0, 2)  # talks in Geneva / oil exports: only "Iran"
+    i, j, _, _ = blocked_pairs(day)
+    assert (0, 2) not in set(zip(i.tolist(), j.tolist(), strict=True))
+    # A large day keeps the fixed cap: a tenth of it is far too many to block on.
+    assert pairscore.posting_cap(20_000) == max(pairscore.MAX_POSTING, 20)
+    assert pairscore.posting_cap(181) == 18 and pairscore.posting_cap(3) == pairscore.TOPIC_MIN
+
+
 # -- the contradiction penalty -------------------------------------------------
 
 def test_penalty_values() -> None:
@@ -328,5 +353,5 @@ def test_the_days_evidence_follows_the_documented_formulas() -> None:
         assert day.norm[k] == pytest.approx(np.sqrt(sum(day.idf[w] ** 2 for w in s.words)))
         assert day.key_mass[k] == pytest.approx(sum(day.idf[w] for w in s.keys))
         assert day.hours[k] == pytest.approx(day_articles[k].published.timestamp() / 3600.0)
-    assert day.df["storm"] == 2 and day.cap == pairscore.MAX_POSTING
+    assert day.df["storm"] == 2 and day.cap == pairscore.posting_cap(n) == pairscore.TOPIC_MIN
     assert day.vec.shape[0] == n and np.allclose(np.linalg.norm(day.vec, axis=1), 1.0)

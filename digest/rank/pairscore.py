@@ -40,6 +40,10 @@ BIAS_CROSS = -0.3
 BACKGROUND_WEIGHT = 40  # articles' worth of weight the typical day's mean gets
 WINDOW_HOURS = 36.0  # reports further apart than this are not one event
 MAX_POSTING = 30  # a word in more articles than this is too common to block on
+# ...and in a small day, a word in a tenth of the articles names a topic (Iran, the
+# Olympics), not one event: it is too common too, down to TOPIC_MIN articles.
+TOPIC_SHARE = 10
+TOPIC_MIN = 8
 # Content evidence: what two reports of one event share. A pair has it when the two
 # share a rarer name or number, or enough rarer words (LEX_MIN: one shared middling
 # word is not it), or, between two English articles, a sentence-vector cosine this
@@ -174,7 +178,13 @@ def prepare_words(articles: Sequence[Article], given: Reading | Sequence[Signatu
     feed = np.array([feed_ids.setdefault(a.feed_url, len(feed_ids)) for a in articles])
     return Day(sigs=sigs, reading=reading, vec=np.zeros((0, 0), np.float32), english=english,
                 hours=hours, feed=feed, idf=idf, df=df, idf_of=idf_of, df_of=df_of, norm=norm,
-                key_mass=key_mass, cap=max(MAX_POSTING, n // 1000))
+                key_mass=key_mass, cap=posting_cap(n))
+
+
+def posting_cap(n: int) -> int:
+    """How many of a day's ``n`` articles a word may be in and still be rare
+    (blocked on, counted as evidence)."""
+    return max(n // 1000, min(MAX_POSTING, max(TOPIC_MIN, n // TOPIC_SHARE)))
 
 
 def take_vectors(day: Day, vectors: Pending) -> None:
