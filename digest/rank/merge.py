@@ -33,16 +33,16 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         label = new
 
 
-def _evidence_across(ga: list[int], gb: list[int], pair: Callable[[int, int], float],
+def _evidence_across(ga: list[int], gb: list[int], across: list[list[float]],
                      evident: Callable[[int, int], bool]) -> dict[int, int]:
     """For each member of either group, how many of the other group it has
-    content evidence with. A pair scoring ≥ 0 has it (the pair score gives
-    nothing for a cosine without evidence, see pairscore.combine), and its score
-    is already at hand: only the others are looked at again."""
+    content evidence with (``across[a][b]``: the pair scores). A pair scoring ≥ 0
+    has it (the pair score gives nothing for a cosine without evidence, see
+    pairscore.combine): only the others are looked at again."""
     gain = dict.fromkeys(ga + gb, 0)
-    for x in ga:
-        for y in gb:
-            if pair(x, y) >= 0 or evident(min(x, y), max(x, y)):
+    for x, row in zip(ga, across, strict=True):
+        for y, value in zip(gb, row, strict=True):
+            if value >= 0 or evident(min(x, y), max(x, y)):
                 gain[x] += 1
                 gain[y] += 1
     return gain
@@ -94,12 +94,13 @@ def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[lis
             continue
         ga, gb = members[a], members[b]
         if len(ga) * len(gb) > 1:
-            cross = sum(pair(x, y) for x in ga for y in gb) / (len(ga) * len(gb))
+            across = [[pair(x, y) for y in gb] for x in ga]
+            cross = sum(v for row in across for v in row) / (len(ga) * len(gb))
             if cross < LINK:
                 continue
             if min(len(ga), len(gb)) > 1 and cross < min(cohesion(a), cohesion(b)) - GAP:
                 continue  # two tight groups that are much less alike than each is inside
-            gain = _evidence_across(ga, gb, pair, evident)
+            gain = _evidence_across(ga, gb, across, evident)
             others = len(ga) + len(gb) - 1
             if any(2 * (backed[x] + got) <= others for x, got in gain.items()):
                 continue  # a member would share content with half the story or less
