@@ -87,6 +87,8 @@ def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[lis
     owner = list(range(n))
     backed = [0] * n  # how many of its group's other members each article has evidence with
     ranked = np.flatnonzero(scores >= 0)
+    # Only a pair with event evidence starts a story or joins two (Day.starts).
+    ranked = ranked[day.starts(i[ranked], j[ranked])]
     ranked = ranked[np.argsort(-scores[ranked], kind="stable")]  # the best first, down to 0
     for x0, y0 in zip(i[ranked].tolist(), j[ranked].tolist(), strict=True):
         a, b = owner[x0], owner[y0]

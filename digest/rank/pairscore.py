@@ -52,6 +52,22 @@ TOPIC_MIN = 8
 # Set on tests/data/clustering/ (no unrelated pair there without shared words reaches it).
 LEX_MIN = 0.05
 COS_ALONE = 0.5
+# Event evidence: what lets a pair *start* a story or join two (``Day.starts``),
+# stricter than the content evidence that lets a member stay. Two reports of one
+# event share something only a few of the day's articles carry (a name, a detail:
+# "negotiators", "Navalny", "Ghislaine"), or read alike beyond their topic (cosine
+# >= COS_EVENT); two pieces on one topic ("Olympic", "Games"; "Iran", "Trump")
+# share only words many articles carry, at middling cosines. "A few" is SPECIFIC
+# articles, more in a larger day (the blocking cap over SPECIFIC_PER_CAP).
+# A date is when, not what: calendar words ("February", "Tuesday", "2026") are
+# never specific. Set on the real day (tests/data/realday), reported on the fiction.
+SPECIFIC = 2
+SPECIFIC_PER_CAP = 3
+COS_EVENT = 0.6
+_CALENDAR = frozenset("""january february march april may june july august september
+    october november december jan feb mar apr jun jul aug sep sept oct nov dec monday
+    tuesday wednesday thursday friday saturday sunday today yesterday tomorrow tonight
+    weekend""".split())
 
 
 @dataclass
@@ -71,6 +87,7 @@ class Day:
     norm: np.ndarray  # sqrt(Σ idf²) over each article's words
     key_mass: np.ndarray  # Σ idf over each article's names and numbers
     cap: int
+    specific_of: np.ndarray  # by word id: in few enough articles to tell an event (SPECIFIC)
 
     def score(self, i: int, j: int) -> float:
         """The pair score, computed directly (for pairs blocking did not propose)."""
@@ -122,6 +139,46 @@ class Day:
             return bool(english[i] and english[j] and float(rows[i] @ rows[j]) >= COS_ALONE)
 
         return evident
+
+    def starts(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Which pairs (i, j) carry event evidence (see SPECIFIC): only such a pair
+        may start a story or join two; a pair without it can still stay inside
+        one that others tie together. Two pieces of one outlet need both
+        headlines to name the same specific person, place or thing (one outlet's
+        two pieces on one topic are usually two stories: a medal count and a
+        schedule, two clips of one podcast); a number does not do (issue
+        numbers, dates). Pairs in another language than English keep the
+        score's word: they have no cosine."""
+        n = len(self.sigs)
+        known = self._specific_pairs()
+        codes = i * n + j
+        at = np.minimum(np.searchsorted(known, codes), max(len(known) - 1, 0))
+        english = self.english[i] & self.english[j]
+        out = ~english | (known[at] == codes if len(known) else np.zeros(len(i), bool))
+        rest = np.flatnonzero(~out)  # the cosine only where nothing else decided
+        out[rest] = np.einsum("ij,ij->i", self.vec[i[rest]], self.vec[j[rest]]) >= COS_EVENT
+        same = np.flatnonzero(english & (self.feed[i] == self.feed[j]))
+        if len(same):
+            sigs, df, limit = self.sigs, self.df, specific_limit(n)
+            out[same] = [any(df[w] <= limit and not w[:1].isdecimal() and not calendar(w)
+                             for w in sigs[a].title_keys & sigs[b].title_keys)
+                         for a, b in zip(i[same].tolist(), j[same].tolist(), strict=True)]
+        return out
+
+    def _specific_pairs(self) -> np.ndarray:
+        """Codes (i·n + j, i < j) of the pairs sharing a specific word or name.
+        Each is in at most ``specific_limit`` articles: its articles' pairs are
+        the rows up to that many apart in the rows sorted by word."""
+        r, n = self.reading, len(self.sigs)
+        keep = self.specific_of[r.word_id]
+        order = np.argsort(r.word_id[keep], kind="stable")
+        art, word = r.word_art[keep][order], r.word_id[keep][order]
+        codes = [np.zeros(0, np.int64)]
+        for gap in range(1, specific_limit(n)):
+            same = word[gap:] == word[:-gap]
+            a, b = art[:-gap][same], art[gap:][same]
+            codes.append(np.minimum(a, b) * n + np.maximum(a, b))
+        return np.unique(np.concatenate(codes))
 
 
 def penalty(a: Signature, b: Signature) -> float:
@@ -178,7 +235,27 @@ def prepare_words(articles: Sequence[Article], given: Reading | Sequence[Signatu
     feed = np.array([feed_ids.setdefault(a.feed_url, len(feed_ids)) for a in articles])
     return Day(sigs=sigs, reading=reading, vec=np.zeros((0, 0), np.float32), english=english,
                 hours=hours, feed=feed, idf=idf, df=df, idf_of=idf_of, df_of=df_of, norm=norm,
-                key_mass=key_mass, cap=posting_cap(n))
+                key_mass=key_mass, cap=posting_cap(n),
+                specific_of=_specific(reading.vocab, df_of, specific_limit(n)))
+
+
+def specific_limit(n: int) -> int:
+    """How many of a day's ``n`` articles a shared word or name may be in and still
+    tell one event from the rest of its topic (see SPECIFIC)."""
+    return max(SPECIFIC, posting_cap(n) // SPECIFIC_PER_CAP)
+
+
+def calendar(word: str) -> bool:
+    """A month, a weekday or a year: a date says when, not what."""
+    return word in _CALENDAR or (len(word) == 4 and word.isdecimal() and word[:2] in ("19", "20"))
+
+
+def _specific(vocab: Sequence[str], df_of: np.ndarray, limit: int) -> np.ndarray:
+    """By word id: shared by 2 to ``limit`` articles, and not a date."""
+    out = (df_of >= 2) & (df_of <= limit)
+    at = np.flatnonzero(out)
+    out[at] = [not calendar(vocab[k]) for k in at.tolist()]
+    return out
 
 
 def posting_cap(n: int) -> int:
