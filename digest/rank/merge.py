@@ -1,10 +1,13 @@
 """Merging scored pairs into groups: average-link agglomeration, best pair first.
 
-Two groups join only while the *average* score over every pair across them stays
-≥ LINK (and not much below either group's own), and while every member of the
-joined group shares content evidence (``Day.evidence``) with more than half of
-the others: a story is what its members have in common, so an article close to
-one member only (cucumber prices and the war, through "Russia") stays out.
+Only a pair with event evidence (``Day.starts``: something specific in common, not
+only the day's topic) proposes a merge; the pairs without it still count in the
+averages and the evidence majority, so another outlet can tie them in. Two groups
+join only while the *average* score over every pair across them stays ≥ LINK (and
+not much below either group's own), and while every member of the joined group
+shares content evidence (``Day.evidence``) with more than half of the others: a
+story is what its members have in common, so an article close to one member only
+(cucumber prices and the war, through "Russia") stays out.
 """
 
 from __future__ import annotations
