@@ -362,9 +362,16 @@ def test_the_days_evidence_follows_the_documented_formulas() -> None:
 
 # -- event evidence: what may start a story ------------------------------------
 
-FILLERS = [f"{name} council approves new park" for name in (
-    "Valdor", "Kesmir", "Orlan", "Tavik", "Brenna", "Ostrel", "Qumar", "Halden", "Zerin",
-    "Pellam", "Arvost", "Misra", "Dunmore", "Savel", "Ulric", "Norvik", "Farrow", "Lisk")]
+FILLERS = [  # a day's other news, on other subjects
+    "Valdor council approves new park", "Kesmir bakery celebrates 200 years",
+    "Storm floods coastal road near Orlan", "Tavik Rovers sign teenage striker",
+    "Brenna hospital opens cancer wing", "Ostrel airport strike delays flights",
+    "Qumar election count goes to recount", "Halden museum returns looted statue",
+    "Zerin ferry runs aground, no one hurt", "Pellam school bans phones in class",
+    "Arvost bank raises savings rates", "Misra wildfire forces evacuations",
+    "Dunmore choir tours Japan", "Savel startup builds solid-state batteries",
+    "Ulric bridge closes for repairs", "Norvik zoo welcomes twin pandas",
+    "Farrow novelist wins book award", "Lisk police seize forged banknotes"]
 
 
 def feed_day(rows: Sequence[tuple[str, str, str]]) -> list[Article]:
