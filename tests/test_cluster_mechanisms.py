@@ -424,6 +424,41 @@ def test_a_topic_word_does_not_start_a_story() -> None:
     assert together(day_articles, 2, 3)
 
 
+EPSTEIN = [
+    ("week", "Hyatt chair joins growing list of Epstein files losers",
+     "Thomas Pritzker stepped down as executive chair of the Hyatt Hotels Corporation over "
+     "his ties with Jeffrey Epstein and Ghislaine Maxwell"),
+    ("post", "The Epstein files have brought a wave of resignations and investigations",
+     "A number of prominent figures have stepped down or are facing investigations after "
+     "their communications with Jeffrey Epstein and his former longtime companion, "
+     "Ghislaine Maxwell, were released last month."),
+    ("cbs", "Epstein survivor tells CBS News how she was trafficked",
+     "Juliette Bryant says Jeffrey Epstein assaulted her."),
+    ("pod", "Comedians joke about the Epstein files", "A new special on Jeffrey Epstein."),
+    ("npr", "What the Epstein files say about Wall Street", "Bankers appear in the emails."),
+    ("npr", "Navalny was poisoned with dart frog toxin, European leaders say",
+     "Five governments say Alexei Navalny was killed in prison."),
+    ("week", "Alexei Navalny and Russia's history of poisonings",
+     "The Kremlin's use of poison to silence critics."),
+]
+
+
+def test_a_specific_word_counts_when_a_headline_carries_it() -> None:
+    # The Hyatt chair's resignation and the round-up of resignations share rare
+    # names ("Ghislaine", "Maxwell", in two articles), but only in their leads,
+    # where a name is background; their headlines share only the topic,
+    # "Epstein". The two Navalny pieces share his name in their headlines.
+    day_articles = feed_day(EPSTEIN)
+    day = cluster.prepare(day_articles)
+    limit = pairscore.specific_limit(len(day_articles))
+    assert min(day.df["epstein"], day.df["file"]) > limit and day.df["ghislaine"] == 2 <= limit
+    assert day.score(0, 1) >= 0 and float(day.vec[0] @ day.vec[1]) < pairscore.COS_EVENT
+    assert "ghislaine" not in day.sigs[0].title_words | day.sigs[1].title_words
+    assert day.starts(np.array([0, 5]), np.array([1, 6])).tolist() == [False, True]
+    assert not together(day_articles, 0, 1)
+    assert together(day_articles, 5, 6)
+
+
 def test_one_outlets_two_pieces_need_one_specific_name_in_both_headlines() -> None:
     # Two clips of one podcast episode carry the same blurb: specific words in
     # common ("Pleasantville", "641") and a high cosine from the blurb alone. From
@@ -446,8 +481,8 @@ def test_one_outlets_two_pieces_need_one_specific_name_in_both_headlines() -> No
 
 def test_another_outlet_can_tie_one_outlets_two_pieces() -> None:
     # One outlet's two reports on the talks name nothing specific in both
-    # headlines, so their own pair starts nothing; a second outlet's report,
-    # evidenced with each, ties all three into one story.
+    # headlines (only "Iran", the day's topic), so their own pair starts nothing;
+    # a second outlet's report, evidenced with each, ties all three into one story.
     day_articles = feed_day([
         ("cbs", "U.S. and Iran wrap up second round of nuclear talks in Geneva",
          "Negotiators say there has been progress in Geneva."),
@@ -455,8 +490,12 @@ def test_another_outlet_can_tie_one_outlets_two_pieces() -> None:
          "Negotiators sat down in Geneva to discuss a deal."),
         ("npr", "Iran and U.S. negotiators end second round of Geneva nuclear talks",
          "The talks in Geneva ended with progress, negotiators said."),
+        ("post", "Popular anger burns in Iran after crackdown",
+         "Iranians say outrage has not abated."),
+        ("week", "Will tensions with Iran boil over into war?", "Threats from Washington grow."),
     ])
     day = cluster.prepare(day_articles)
+    assert day.df["iran"] > pairscore.specific_limit(len(day_articles))
     assert not day.starts(np.array([0]), np.array([1]))[0]
     assert together(day_articles, 0, 1) and together(day_articles, 1, 2)
 
@@ -475,5 +514,5 @@ def test_a_date_is_not_what_two_pieces_share() -> None:
     assert not together(day_articles, 0, 1)
     assert [pairscore.calendar(w) for w in ("february", "tuesday", "2026", "27", "geneva")] == [
         True, True, True, False, False]
-    assert pairscore.specific_limit(87) == pairscore.SPECIFIC
+    assert pairscore.specific_limit(87) == pairscore.SPECIFIC == 3
     assert pairscore.specific_limit(181) == 6 and pairscore.specific_limit(20_000) == 10
