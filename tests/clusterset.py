@@ -1,12 +1,14 @@
-"""The labelled clustering set and the pairwise scorer (used by tests and bench/rank.py)."""
+"""The labelled clustering sets (the fictional day in tests/data/clustering/, the real
+day in tests/data/realday/) and the pairwise scorer (used by tests and bench/rank.py)."""
 
 from __future__ import annotations
 
 import random
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import combinations
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 from digest.models import Article
 
 SET = Path(__file__).parent / "data" / "clustering" / "day.toml"
+REALDAY = Path(__file__).parent / "data" / "realday"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,49 @@ def load(path: Path = SET) -> Labelled:
         labels.append(row["e"])
         langs.append(row.get("lang", "en"))
     return Labelled(tuple(articles), tuple(labels), tuple(langs))
+
+
+def _title_key(title: str) -> str:
+    """A title as a key that survives harmless changes to how titles are cleaned
+    (curly quotes, spacing, case)."""
+    folded = unicodedata.normalize("NFKC", title).translate(_QUOTES).casefold()
+    return " ".join(folded.split())
+
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
+def load_realday(folder: Path = REALDAY) -> Labelled:
+    """The real day: every item of ``folder/feeds`` in the labelled window, parsed
+    as digest parses it at the labelled hour, with its event from ``events.toml``.
+
+    Every item in the window must be labelled and every labelled news item found
+    (a page, ``page = true``, may be dated out of the window or dropped)."""
+    from digest.collect.parse import parse_feed
+    from digest.models import Feed
+
+    data = tomllib.loads((folder / "events.toml").read_text(encoding="utf-8"))
+    now = datetime.fromisoformat(data["now"])
+    since = now - timedelta(hours=data["hours"])
+    wanted = {(row["f"], _title_key(row["title"])): row for row in data["items"]}
+    articles: list[Article] = []
+    labels: list[str] = []
+    unlabelled: list[str] = []
+    for path in sorted((folder / "feeds").iterdir()):
+        feed = Feed(url=str(path), name=path.stem)
+        for a in parse_feed(path.read_bytes(), feed, now=now):
+            if not since <= a.published <= now:
+                continue
+            row = wanted.pop((path.stem, _title_key(a.title)), None)
+            if row is None:
+                unlabelled.append(f"{path.stem}: {a.title}")
+                continue
+            articles.append(replace(a, id=len(articles) + 1))
+            labels.append(row["e"])
+    missing = [f"{f}: {row['title']}" for (f, _), row in wanted.items() if not row.get("page")]
+    if unlabelled or missing:
+        raise ValueError(f"events.toml out of step: unlabelled {unlabelled}, missing {missing}")
+    return Labelled(tuple(articles), tuple(labels), tuple("en" for _ in articles))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Each clustering mechanism held on its own, on pairs and scores built for the
-purpose (not on the labelled day the weights were set on): the gap rule, the
-contradiction penalty, LSH for paraphrases blocking misses, and both scoring
-paths weighing a pair the same."""
+purpose (not on the labelled days): the gap rule, the evidence majority (no
+chaining through one member), no merging on time alone, the contradiction
+penalty, LSH for paraphrases blocking misses, and both scoring paths weighing a
+pair the same."""
 
 from __future__ import annotations
 
@@ -31,25 +32,35 @@ def articles(titles: Sequence[str], summaries: Sequence[str] | None = None) -> l
 
 @dataclass
 class Scored:
-    """What ``merge.link`` reads of a day: how many articles, and a pair scorer."""
+    """What ``merge.link`` reads of a day: how many articles, a pair scorer, and
+    which pairs share content evidence (every pair in ``table`` but the ``bare``)."""
 
     sigs: list[None]
     table: dict[tuple[int, int], float]
+    bare: frozenset[tuple[int, int]] = frozenset()
 
     def scorer(self) -> Callable[[int, int], float]:
         return lambda x, y: self.table.get((min(x, y), max(x, y)), -1.0)
 
+    def evidence(self) -> Callable[[int, int], bool]:
+        return lambda x, y: (x, y) in self.table and (x, y) not in self.bare
+
+    def starts(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return np.ones(len(i), bool)  # event evidence is tested on real scoring days
+
 
 def link(n: int, table: dict[tuple[int, int], float],
-         bulk: dict[tuple[int, int], float] | None = None) -> list[list[int]]:
+         bulk: dict[tuple[int, int], float] | None = None,
+         bare: frozenset[tuple[int, int]] = frozenset()) -> list[list[int]]:
     """``merge.link`` over the pairs of ``table`` (their bulk scores from ``bulk``
-    where given, as score_pairs would hand them over), groups sorted."""
+    where given, as score_pairs would hand them over; ``bare``: pairs without
+    content evidence), groups sorted."""
     pairs = sorted(table)
     i = np.array([a for a, _ in pairs], np.int64)
     j = np.array([b for _, b in pairs], np.int64)
     given = {**table, **(bulk or {})}
     scores = np.array([given[p] for p in pairs], np.float64)
-    day = Scored(sigs=[None] * n, table=table)
+    day = Scored(sigs=[None] * n, table=table, bare=bare)
     return sorted(sorted(g) for g in merge.link(day, i, j, scores))  # type: ignore[arg-type]
 
 
@@ -117,6 +128,103 @@ def test_a_negative_bulk_score_counts_with_its_penalty() -> None:
     # must count, as it does for a pair blocking never proposed.
     table = {(0, 1): 1.0, (1, 2): 0.3, (0, 2): -0.5}
     assert link(3, table, bulk={(0, 2): -0.05}) == [[0, 1], [2]]
+
+
+# -- no chaining: every member shares content with most of its story -----------
+
+def test_no_chaining_through_one_member() -> None:
+    # 1 is close to 0 and to 2; 0 and 2 share nothing ("cucumber prices in Russia",
+    # "Russia-Ukraine war: key events", via "Russian flags at the Paralympics"). The
+    # average across (0.45) clears LINK, so only the evidence rule keeps 2 out.
+    # (A pair without evidence scores below 0: see the time-alone test below.)
+    table = {(0, 1): 1.0, (1, 2): 1.0, (0, 2): -0.1}
+    assert link(3, table) == [[0, 1, 2]]  # with evidence between 0 and 2: one story
+    assert link(3, table, bare=frozenset({(0, 2)})) == [[0, 1], [2]]
+
+
+def test_a_member_needs_evidence_with_more_than_half_of_the_others() -> None:
+    # 4 joins the tight {0..3}: with evidence to 3 of the 4 it is in; with 2 of 4
+    # (half) it is not, however high the average across.
+    tight = {(a, b): 1.0 for a in range(4) for b in range(a + 1, 4)}
+    table = tight | {(k, 4): 0.9 for k in range(4)} | {(0, 4): -0.1, (1, 4): -0.1}
+    assert link(5, table, bare=frozenset({(0, 4)})) == [[0, 1, 2, 3, 4]]
+    assert link(5, table, bare=frozenset({(0, 4), (1, 4)})) == [[0, 1, 2, 3], [4]]
+
+
+def test_a_grown_group_counts_each_members_evidence() -> None:
+    # 2 joins {0,1} with evidence to both; 3 then has evidence with 0 and 1 but
+    # not 2: 2 of 3 is still a majority. 4 has it with 3 only: 1 of 4, out.
+    table = {(0, 1): 1.0, (0, 2): 0.9, (1, 2): 0.9, (0, 3): 0.8, (1, 3): 0.8, (2, 3): -0.1,
+             (3, 4): 0.7, (0, 4): -0.1, (1, 4): -0.1, (2, 4): -0.1}
+    bare = frozenset({(2, 3), (0, 4), (1, 4), (2, 4)})
+    assert link(5, table, bare=bare) == [[0, 1, 2, 3], [4]]
+    assert link(5, table) == [[0, 1, 2, 3, 4]]
+
+
+# -- time alone never joins ----------------------------------------------------
+
+SAME_HOUR = [  # one outlet's batch at 07:00 sharp: unrelated, middling cosines
+    ("What are the best investments for beginners?", "Stocks and ETFs and bonds, oh my"),
+    ("What to know before filing your own taxes for the first time",
+     "Tackle this financial milestone with confidence"),
+    ("Ferry operator adds winter sailings", "More crossings to the islands from December."),
+    ("Harbour ferry timetable changes for winter",
+     "Extra boats will run to the islands in the cold months."),
+]
+
+
+def test_same_timestamp_unrelated_stay_apart() -> None:
+    day_articles = [replace(a, published=T0) for a in articles(
+        [t for t, _ in SAME_HOUR], [s for _, s in SAME_HOUR])]
+    day = cluster.prepare(day_articles)
+    # The two guides share no word or name and their cosine is only middling: no
+    # content evidence, so even at 0 h apart (nothing subtracted for time) they
+    # score below 0, on both paths, and link apart when proposed (as LSH might).
+    assert 0.25 < float(day.vec[0] @ day.vec[1]) < pairscore.COS_ALONE
+    assert not day.evidence()(0, 1)
+    assert day.score(0, 1) < 0
+    from digest.rank.candidates import add_lsh_pairs
+
+    i, j, lexnum, keynum = add_lsh_pairs(day, *blocked_pairs(day), found=np.array([1]))
+    assert (0, 1) in set(zip(i.tolist(), j.tolist(), strict=True))
+    bulk = pairscore.score_pairs(day, i, j, lexnum, keynum)
+    assert bulk.max() >= 0 and bulk[(i == 0) & (j == 1)][0] < 0
+    assert sorted(sorted(g) for g in merge.link(day, i, j, bulk)) == [[0], [1], [2, 3]]
+    # The same pair is no closer for being published in the same second than an hour apart.
+    later = [day_articles[0], replace(day_articles[1], published=T0 + timedelta(hours=1))]
+    assert cluster.prepare(later).score(0, 1) <= day.score(0, 1)
+
+
+def test_without_evidence_no_weights_reach_zero() -> None:
+    # Linking takes a pair scoring >= 0 as evidenced: without a shared rarer name,
+    # with word overlap under LEX_MIN and no cosine counted, no pair may reach 0.
+    assert pairscore.W_LEX * pairscore.LEX_MIN + pairscore.BIAS < 0
+    assert pairscore.W_LEX_CROSS * pairscore.LEX_MIN + pairscore.BIAS_CROSS < 0
+
+
+def test_a_topic_of_a_small_day_is_no_evidence() -> None:
+    # Ten of forty articles name Iran: the talks, the protests, the oil price...
+    # "Iran" is the day's topic, not an event, so it is not rare: a pair that
+    # shares only it (and a middling cosine) has no evidence and is not blocked on.
+    topics = [f"Iran {what}" for what in ("talks resume in Geneva", "protests grow in Tabriz",
+                                          "oil exports rise", "football team qualifies",
+                                          "currency falls again", "airline buys jets",
+                                          "heatwave hits south", "film wins prize",
+                                          "earthquake shakes Kerman", "chess star defects")]
+    fillers = [f"{name} council approves new park" for name in (
+        "Valdor", "Kesmir", "Orlan", "Tavik", "Brenna", "Ostrel", "Qumar", "Halden", "Zerin",
+        "Pellam", "Arvost", "Misra", "Dunmore", "Savel", "Ulric", "Norvik", "Farrow", "Lisk",
+        "Morran", "Tessel", "Quillon", "Ardent", "Bexley", "Corvin", "Delmar", "Esker",
+        "Fennick", "Gorlan", "Hestia", "Ivel")]
+    day = cluster.prepare(articles(topics + fillers))
+    assert len(day.sigs) == 40 and day.df["iran"] == 10
+    assert day.cap == pairscore.TOPIC_MIN < day.df["iran"]
+    assert not day.evidence()(0, 2)  # talks in Geneva / oil exports: only "Iran"
+    i, j, _, _ = blocked_pairs(day)
+    assert (0, 2) not in set(zip(i.tolist(), j.tolist(), strict=True))
+    # A large day keeps the fixed cap: a tenth of it is far too many to block on.
+    assert pairscore.posting_cap(20_000) == max(pairscore.MAX_POSTING, 20)
+    assert pairscore.posting_cap(181) == 18 and pairscore.posting_cap(3) == pairscore.TOPIC_MIN
 
 
 # -- the contradiction penalty -------------------------------------------------
@@ -248,5 +356,5 @@ def test_the_days_evidence_follows_the_documented_formulas() -> None:
         assert day.norm[k] == pytest.approx(np.sqrt(sum(day.idf[w] ** 2 for w in s.words)))
         assert day.key_mass[k] == pytest.approx(sum(day.idf[w] for w in s.keys))
         assert day.hours[k] == pytest.approx(day_articles[k].published.timestamp() / 3600.0)
-    assert day.df["storm"] == 2 and day.cap == pairscore.MAX_POSTING
+    assert day.df["storm"] == 2 and day.cap == pairscore.posting_cap(n) == pairscore.TOPIC_MIN
     assert day.vec.shape[0] == n and np.allclose(np.linalg.norm(day.vec, axis=1), 1.0)

@@ -1,4 +1,6 @@
-"""Story clustering against the labelled day in tests/data/clustering/ (see its README)."""
+"""Story clustering against the labelled days: the fictional one in
+tests/data/clustering/ (see its README) and the real one in tests/data/realday/
+(events.toml; every item of 48 h of real feeds, labelled by an editor's rule)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from digest.rank import cluster
-from tests.clusterset import Labelled, load, pairwise, synthetic_day
+from tests.clusterset import Labelled, load, load_realday, pairwise, synthetic_day
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +34,32 @@ def test_the_set_is_what_the_issue_asks_for(labelled: Labelled) -> None:
     assert all(a.summary for a in labelled.articles)
 
 
-def test_pairwise_precision_and_recall(labelled: Labelled, groups: list[list[int]]) -> None:
-    score = pairwise(groups, labelled.labels)
+def indexes(day: Labelled) -> list[list[int]]:
+    index = {a.id: k for k, a in enumerate(day.articles)}
+    return [[index[a.id] for a in g] for g in cluster.cluster(list(day.articles))]
+
+
+# Tuning discipline (issue 18): the pair weights, LEX_MIN and COS_ALONE were set on
+# the fictional day and are reported on the real one; the event evidence that starts
+# a story (pairscore.SPECIFIC, SPECIFIC_PER_CAP, COS_EVENT, the headline and
+# one-outlet rules, calendar words) was set on the real day (1.000 / 0.957) and is
+# reported on the fictional one, which it leaves unchanged (1.000 / 0.897).
+@pytest.mark.parametrize("which", ["fiction", "realday"])
+def test_pairwise_precision_and_recall(which: str) -> None:
+    day = load() if which == "fiction" else load_realday()
+    score = pairwise(indexes(day), day.labels)
     assert score.precision >= 0.95, score
     assert score.recall >= 0.85, score
+
+
+def test_the_real_day_is_labelled_whole() -> None:
+    # load_realday raises unless every item of the window is labelled.
+    day = load_realday()
+    assert len(day.articles) >= 81
+    news = {"cbs-world", "the-week", "washington-post-world", "npr-world"}
+    assert news <= {a.source for a in day.articles}
+    events = Counter(day.labels)
+    assert sum(n > 1 for n in events.values()) >= 5
 
 
 @pytest.mark.parametrize("a, b", [

@@ -13,9 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from digest.rank.pairscore import Day
+from digest.rank.pairscore import LEX_MIN, Day
 
-LEX_MIN = 0.05  # a blocked pair without a shared name needs this much word overlap
 LSH_BANDS = 10  # more bands find more paraphrases; more bits per band, fewer false pairs
 LSH_MAX_BUCKET = 40
 
@@ -45,8 +44,8 @@ def blocked_pairs(day: Day, min_lex: float = LEX_MIN
     lexnum = np.bincount(inverse, weights=np.concatenate(parts_lex), minlength=len(uniq))
     keynum = np.bincount(inverse, weights=np.concatenate(parts_key), minlength=len(uniq))
     i, j = uniq // n, uniq % n
-    # One shared middling word is no evidence: keep pairs that share a name or
-    # enough rare words (paraphrases with neither come in through LSH).
+    # One shared middling word is no evidence (pairscore.LEX_MIN): keep pairs that
+    # share a name or enough rare words (paraphrases with neither come in through LSH).
     lex = lexnum / np.maximum(day.norm[i] * day.norm[j], 1e-9)
     keep = (keynum > 0) | (lex >= min_lex)
     return i[keep], j[keep], lexnum[keep], keynum[keep]

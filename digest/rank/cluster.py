@@ -18,19 +18,35 @@ together is worse than one event shown twice):
 
     s = W_COS·cos + W_LEX·lex + W_KEY·names − W_CONFLICT·conflict − W_HOURS·Δh/24 + BIAS
 
-(with the cross-language weights when either article is not English). Pairs with
-s ≥ 0 are merged best first, and two groups join only while the *average* score
-over every pair across them stays ≥ LINK, so one loose link cannot chain two
-events (the same minister presenting a budget and facing an expenses inquiry).
+(with the cross-language weights when either article is not English). The cosine
+counts only with **content evidence** (``pairscore.LEX_MIN``): a shared rarer name
+or number, enough shared rarer words, or a cosine ≥ COS_ALONE on its own. Without
+it a pair scores below 0 whatever its time: time only subtracts, so a timestamp
+alone never joins two articles. "Rarer" is ``posting_cap``: a word in more than
+MAX_POSTING articles, or in a small day a tenth of them, is a topic, not an event.
+
+Pairs with s ≥ 0 are merged best first, but only a pair with **event evidence**
+(``Day.starts``) may start a story or join two: a shared word or name that few of
+the day's articles carry (``specific_limit``; never a date) and a headline carries,
+or a cosine ≥ COS_EVENT. A topic ("Olympic", "Iran") is in many articles: two pieces
+sharing only it stay apart. Two pieces of one outlet need both headlines to name the same
+specific thing (an update), or another outlet's report to tie them. Two groups join
+only while the *average* score over every pair across them stays ≥ LINK (and within
+GAP of each group's own), and while every member of the joined group shares content
+evidence with more than half of the others. A story is what its members have in
+common: one loose link cannot chain two events (the same minister presenting a
+budget and facing an expenses inquiry), and an article close to one member only
+does not join.
 
 Candidate pairs come from blocking, never from all pairs: an inverted index of
-the rarer words and names (a word in more than MAX_POSTING articles is too
-common to block on), plus random-hyperplane LSH over the sentence vectors for
+the rarer words and names (a word past ``posting_cap`` is too common to block
+on), plus random-hyperplane LSH over the sentence vectors for
 paraphrases that share no rare word. Work grows with the day's size, not its square.
 
 Where each part lives: ``pairscore`` (the day's evidence, the weights, the pair
-score), ``candidates`` (blocking and LSH), ``merge`` (linking pairs into
-groups); this module runs them in order.
+score, which pairs have content and event evidence), ``candidates`` (blocking and LSH),
+``merge`` (linking pairs into groups: who may start one, the average, gap and
+evidence-majority rules); this module runs them in order.
 """
 
 from __future__ import annotations

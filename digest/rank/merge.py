@@ -1,11 +1,18 @@
 """Merging scored pairs into groups: average-link agglomeration, best pair first.
 
-Two groups join only while the *average* score over every pair across them stays
-≥ LINK (and not much below either group's own), so one loose link cannot chain
-two events.
+Only a pair with event evidence (``Day.starts``: something specific in common, not
+only the day's topic) proposes a merge; the pairs without it still count in the
+averages and the evidence majority, so another outlet can tie them in. Two groups
+join only while the *average* score over every pair across them stays ≥ LINK (and
+not much below either group's own), and while every member of the joined group
+shares content evidence (``Day.evidence``) with more than half of the others: a
+story is what its members have in common, so an article close to one member only
+(cucumber prices and the war, through "Russia") stays out.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -29,6 +36,21 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         label = new
 
 
+def _evidence_across(ga: list[int], gb: list[int], across: list[list[float]],
+                     evident: Callable[[int, int], bool]) -> dict[int, int]:
+    """For each member of either group, how many of the other group it has
+    content evidence with (``across[a][b]``: the pair scores). A pair scoring ≥ 0
+    has it (the pair score gives nothing for a cosine without evidence, see
+    pairscore.combine): only the others are looked at again."""
+    gain = dict.fromkeys(ga + gb, 0)
+    for x, row in zip(ga, across, strict=True):
+        for y, value in zip(gb, row, strict=True):
+            if value >= 0 or evident(min(x, y), max(x, y)):
+                gain[x] += 1
+                gain[y] += 1
+    return gain
+
+
 def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[list[int]]:
     """Average-link agglomeration, best pair first, only over pairs scoring ≥ 0."""
     n = len(day.sigs)
@@ -43,6 +65,7 @@ def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[lis
     kept = (part[i] == part[j]) & (scores >= 0)
     table = dict(zip((i[kept] * n + j[kept]).tolist(), scores[kept].tolist(), strict=True))
     score = day.scorer()
+    evident = day.evidence()
 
     def pair(x: int, y: int) -> float:
         if x > y:
@@ -65,7 +88,10 @@ def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[lis
 
     members: dict[int, list[int]] = {k: [k] for k in range(n)}
     owner = list(range(n))
+    backed = [0] * n  # how many of its group's other members each article has evidence with
     ranked = np.flatnonzero(scores >= 0)
+    # Only a pair with event evidence starts a story or joins two (Day.starts).
+    ranked = ranked[day.starts(i[ranked], j[ranked])]
     ranked = ranked[np.argsort(-scores[ranked], kind="stable")]  # the best first, down to 0
     for x0, y0 in zip(i[ranked].tolist(), j[ranked].tolist(), strict=True):
         a, b = owner[x0], owner[y0]
@@ -73,11 +99,20 @@ def link(day: Day, i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> list[lis
             continue
         ga, gb = members[a], members[b]
         if len(ga) * len(gb) > 1:
-            cross = sum(pair(x, y) for x in ga for y in gb) / (len(ga) * len(gb))
+            across = [[pair(x, y) for y in gb] for x in ga]
+            cross = sum(v for row in across for v in row) / (len(ga) * len(gb))
             if cross < LINK:
                 continue
             if min(len(ga), len(gb)) > 1 and cross < min(cohesion(a), cohesion(b)) - GAP:
                 continue  # two tight groups that are much less alike than each is inside
+            gain = _evidence_across(ga, gb, across, evident)
+            others = len(ga) + len(gb) - 1
+            if any(2 * (backed[x] + got) <= others for x, got in gain.items()):
+                continue  # a member would share content with half the story or less
+            for x, got in gain.items():
+                backed[x] += got
+        else:  # two articles, their pair scoring ≥ 0: evidence (see _evidence_across)
+            backed[x0] = backed[y0] = 1
         if len(ga) < len(gb):
             a, b, ga, gb = b, a, gb, ga
         for x in gb:

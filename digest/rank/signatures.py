@@ -73,6 +73,7 @@ class Signature:
     title_numbers: frozenset[str]
     lang: str
     embed_text: str  # headline + first sentence
+    title_words: frozenset[str] = frozenset()  # content word stems and numbers, headline only
 
 
 @lru_cache(maxsize=1 << 18)
@@ -278,12 +279,15 @@ def read(articles: Sequence[Article], texts: Sequence[str] | None = None) -> Rea
     title_keys = _per_article(n, art[in_title], named[key[in_title]].tolist())
     in_title = numeric & title
     title_numbers = _per_article(n, art[in_title], named[key[in_title]].tolist())
+    in_title = (content | numeric) & title
+    title_words = _per_article(n, art[in_title], named[key[in_title]].tolist())
     if texts is None:
         texts = [embed_text(a) for a in articles]
     sigs = [Signature(words=w, keys=k, title_keys=tk, title_numbers=tn, lang=_LANGS[lang],
-                      embed_text=t)
-            for t, w, k, tk, tn, lang in zip(texts, words, all_keys, title_keys,
-                                             title_numbers, lang_of.tolist(), strict=True)]
+                      embed_text=t, title_words=tw)
+            for t, w, k, tk, tn, lang, tw in zip(texts, words, all_keys, title_keys,
+                                                 title_numbers, lang_of.tolist(), title_words,
+                                                 strict=True)]
     return Reading(sigs, strings, word_art, word_id, key_art, key_id)
 
 
