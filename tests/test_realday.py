@@ -26,8 +26,8 @@ from digest import pipeline
 from digest.config import Config
 from digest.models import Selection
 from tests.conftest import CORPUS
-from tests.test_email_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, open_email
 from tests.peers import FeedServer, SmtpServer
+from tests.test_email_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, open_email
 
 REPO = Path(__file__).resolve().parents[1]
 REALDAY = REPO / "tests" / "data" / "realday" / "feeds"
