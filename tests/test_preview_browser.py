@@ -4,6 +4,7 @@ person sees and clicks. Screenshots go to tests/artifacts/ (git-ignored)."""
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import trustme
 
 from digest import config as configuration
 from digest import pipeline
@@ -61,7 +63,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    # The images come from a loopback https server with a test CA the browser does not
+    # know (an email shows only https images); what is checked is whether they load.
+    context = browser.new_context(viewport={"width": 1280, "height": 1000},
+                                  ignore_https_errors=True)
     page = context.new_page()
     page.set_default_timeout(WAIT)
     yield page
@@ -69,9 +74,11 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture(scope="module")
-def images() -> Iterator[FeedServer]:
-    """Serves every *.png as an image; everything else is a 404."""
-    with FeedServer() as server:
+def images(ca: trustme.CA) -> Iterator[FeedServer]:
+    """Serves every *.png as an image over https; everything else is a 404."""
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    with FeedServer(tls=tls) as server:
         def png(handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
             return 200, {"Content-Type": "image/png"}, PNG
 
