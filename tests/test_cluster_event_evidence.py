@@ -170,3 +170,43 @@ def test_a_date_is_not_what_two_pieces_share() -> None:
         True, True, True, False, False]
     assert pairscore.specific_limit(87) == pairscore.SPECIFIC == 3
     assert pairscore.specific_limit(181) == 6 and pairscore.specific_limit(20_000) == 10
+
+
+def test_a_country_alone_does_not_start_a_story() -> None:
+    # "China's" craze and a betting site courting "Chinese" users: two countries'
+    # worth of words in common, one in a headline, and a middling cosine. A
+    # country is where a topic happens; were it specific, the pair would start a
+    # story on the rule for a headline's word (past COS_ONE).
+    day_articles = feed_day([
+        ("cbs", "The 'crying horse' toy taking over China's internet",
+         "A plush horse with a tearful face has become the must-have gift across China, "
+         "and Chinese shoppers cannot get enough."),
+        ("row", "Polymarket courts Chinese users despite strict online gambling ban",
+         "The prediction market is signing up users in China through VPNs, though betting "
+         "is illegal there."),
+    ])
+    day = cluster.prepare(day_articles)
+    a, b = day.sigs[0], day.sigs[1]
+    assert {"china", "chinese"} <= a.words & b.words and "china" in a.title_words
+    assert float(day.vec[0] @ day.vec[1]) >= pairscore.COS_ONE and day.score(0, 1) >= 0
+    assert {"china", "chinese"} <= pairscore.PLACES
+    assert not day.starts(np.array([0]), np.array([1]))[0]
+    assert not together(day_articles, 0, 1)
+
+
+def test_one_country_in_both_headlines_counts_when_the_reports_read_alike() -> None:
+    # Two reports of one quake: their headlines share only "Chile"; the place
+    # they name is specific (Antofagasta) only in the leads. The same country in
+    # both headlines and a cosine past COS_PLACE is enough to start the story.
+    day_articles = feed_day([
+        ("npr", "Strong earthquake shakes northern Chile",
+         "A magnitude 6.8 quake struck near Antofagasta before dawn, officials said."),
+        ("post", "Buildings sway and residents flee in Chile",
+         "A powerful tremor hit the mining city of Antofagasta before dawn."),
+    ])
+    day = cluster.prepare(day_articles)
+    a, b = day.sigs[0], day.sigs[1]
+    assert a.title_words & b.title_words == {"chile"}
+    assert float(day.vec[0] @ day.vec[1]) >= pairscore.COS_PLACE
+    assert day.starts(np.array([0]), np.array([1]))[0]
+    assert together(day_articles, 0, 1)
