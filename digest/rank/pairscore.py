@@ -67,12 +67,21 @@ COS_ALONE = 0.5
 SPECIFIC = 3
 SPECIFIC_PER_CAP = 3
 COS_EVENT = 0.58
+# The second round, so the rules do not loosen as a day grows or changes make-up
+# (in a bigger day more words fall under the count): a specific word counts when
+# both headlines carry it, or one does and the pair reads alike past COS_ONE (two
+# kinds of evidence; set on the fiction, where it keeps the Antofagasta paraphrases).
+# A country counts only in both headlines and past COS_PLACE (PLACES). Past SPECIFIC
+# articles a word counts only while at most REPEATS of its articles come from an
+# outlet that already ran it: the Olympics, four pieces of one outlet, are a beat.
+# COS_PLACE and REPEATS set on the real day's 36 h and the padded day
+# (tests/clusterset.py), reported on the fiction and the 48 h real day.
 COS_ONE = 0.3
 COS_PLACE = 0.45
 REPEATS = 1
 # Countries, their people and continents: where a topic happens, not which event
 # ("China's internet" craze vs a betting site courting "Chinese" users; every
-# Ukraine story names Ukraine). Such a word is never specific on its own.
+# Ukraine story names Ukraine). Such a word is never specific on its own (COS_PLACE).
 _PLACES = """afghanistan afghan albania albanian algeria algerian argentina argentine
     armenia armenian australia australian austria austrian azerbaijan azerbaijani
     bangladesh bangladeshi belarus belarusian belgium belgian bolivia bolivian bosnia
@@ -175,9 +184,11 @@ class Day:
     def starts(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Which pairs (i, j) carry event evidence (see SPECIFIC): only such a pair
         may start a story or join two; a pair without it can still stay inside
-        one that others tie together. A specific word or name counts when a
-        headline carries it (what a story is about is in its headline; a name
-        both leads mention in passing, "Jeffrey Epstein", is background). Two
+        one that others tie together. A specific word or name counts when both
+        headlines carry it, or one does and the two read alike past COS_ONE (what
+        a story is about is in its headline; a name both leads mention in
+        passing, "Jeffrey Epstein", is background); a country only in both
+        headlines and past COS_PLACE. Two
         pieces of one outlet need both headlines to name the same specific
         person, place or thing (one outlet's two pieces on one topic are usually
         two stories: a medal count and a schedule, two clips of one podcast); a
