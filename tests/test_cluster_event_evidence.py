@@ -7,12 +7,14 @@ share. Each day is padded with a day's other news, so that "few articles" is rea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from digest.models import Article
 from digest.rank import cluster, pairscore
+from tests.clusterset import load
 
 T0 = datetime(2026, 3, 4, 8, tzinfo=UTC)
 
@@ -210,3 +212,30 @@ def test_one_country_in_both_headlines_counts_when_the_reports_read_alike() -> N
     assert float(day.vec[0] @ day.vec[1]) >= pairscore.COS_PLACE
     assert day.starts(np.array([0]), np.array([1]))[0]
     assert together(day_articles, 0, 1)
+
+
+def test_a_word_an_outlet_keeps_repeating_is_its_beat_not_an_event() -> None:
+    # A bigger day (the fictional day as the other news): up to six articles make
+    # a word specific. "Olympic" and "Games" are in five and four, but three of
+    # them are one outlet's: its beat. The medal count and the timekeepers share
+    # only those, in both headlines, at a middling cosine: they start nothing.
+    day_articles = feed_day([
+        ("cbs", "See the Olympic medal count for the Winter Games",
+         "Here is where the medal count stands for Team USA."),
+        ("week", "The Olympic timekeepers keeping the Games on track",
+         "Swiss watchmaking giant Omega has been at the finish line for nearly 100 years."),
+        ("cbs", "See the Olympic schedule for the Milano Cortina Games",
+         "Every event, day by day."),
+        ("cbs", "Team USA headed to the Olympic hockey final at the Games",
+         "The women beat Sweden."),
+        ("npr", "Bobsledder Elana Meyers Taylor wins Olympic gold",
+         "Her first gold in the monobob."),
+    ])
+    day_articles += [replace(a, id=1000 + k) for k, a in enumerate(load().articles)]
+    day = cluster.prepare(day_articles)
+    limit = pairscore.specific_limit(len(day_articles))
+    assert pairscore.SPECIFIC < day.df["game"] < day.df["olympic"] <= limit
+    assert day.sigs[0].title_words & day.sigs[1].title_words == {"olympic", "game"}
+    assert day.score(0, 1) >= 0 and float(day.vec[0] @ day.vec[1]) < pairscore.COS_EVENT
+    assert not day.starts(np.array([0]), np.array([1]))[0]
+    assert not together(day_articles, 0, 1)
