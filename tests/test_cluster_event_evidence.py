@@ -239,3 +239,20 @@ def test_a_word_an_outlet_keeps_repeating_is_its_beat_not_an_event() -> None:
     assert day.score(0, 1) >= 0 and float(day.vec[0] @ day.vec[1]) < pairscore.COS_EVENT
     assert not day.starts(np.array([0]), np.array([1]))[0]
     assert not together(day_articles, 0, 1)
+
+
+def test_a_word_in_one_headline_needs_the_two_to_read_alike() -> None:
+    # "Rotterdam" is in one headline and the other's lead, and in no other
+    # article: specific. But a dock strike and a mayor's cycle lanes read nothing
+    # alike (cosine under COS_ONE): one headline's word alone is not one event.
+    day_articles = feed_day([
+        ("post", "Harbour cranes idle as dockers walk out",
+         "Dock workers at Rotterdam stopped work at dawn over pay."),
+        ("week", "Rotterdam's new mayor promises more cycle lanes",
+         "The city council backed the plan on Monday."),
+    ])
+    day = cluster.prepare(day_articles)
+    a, b = day.sigs[0], day.sigs[1]
+    assert a.words & b.words == {"rotterdam"} and "rotterdam" in b.title_words - a.title_words
+    assert day.df["rotterdam"] == 2 and float(day.vec[0] @ day.vec[1]) < pairscore.COS_ONE
+    assert not day.starts(np.array([0]), np.array([1]))[0]
