@@ -178,7 +178,7 @@ def test_a_country_alone_does_not_start_a_story() -> None:
     # "China's" craze and a betting site courting "Chinese" users: two countries'
     # worth of words in common, one in a headline, and a middling cosine. A
     # country is where a topic happens; were it specific, the pair would start a
-    # story on the rule for a headline's word (past COS_ONE).
+    # story on the rule for a headline's word (past COS_WORD).
     day_articles = feed_day([
         ("cbs", "The 'crying horse' toy taking over China's internet",
          "A plush horse with a tearful face has become the must-have gift across China, "
@@ -190,7 +190,7 @@ def test_a_country_alone_does_not_start_a_story() -> None:
     day = cluster.prepare(day_articles)
     a, b = day.sigs[0], day.sigs[1]
     assert {"china", "chinese"} <= a.words & b.words and "china" in a.title_words
-    assert float(day.vec[0] @ day.vec[1]) >= pairscore.COS_ONE and day.score(0, 1) >= 0
+    assert float(day.vec[0] @ day.vec[1]) >= pairscore.COS_WORD and day.score(0, 1) >= 0
     assert {"china", "chinese"} <= pairscore.PLACES
     assert not day.starts(np.array([0]), np.array([1]))[0]
     assert not together(day_articles, 0, 1)
@@ -241,18 +241,18 @@ def test_a_word_an_outlet_keeps_repeating_is_its_beat_not_an_event() -> None:
     assert not together(day_articles, 0, 1)
 
 
-def test_a_word_in_one_headline_needs_the_two_to_read_alike() -> None:
-    # "Rotterdam" is in one headline and the other's lead, and in no other
-    # article: specific. But a dock strike and a mayor's cycle lanes read nothing
-    # alike (cosine under COS_ONE): one headline's word alone is not one event.
+def test_a_rare_word_in_the_headlines_needs_the_two_to_read_alike() -> None:
+    # "Rotterdam" is in both headlines and in no other article: specific. But a
+    # dock strike and a mayor's cycle lanes read nothing alike (cosine under
+    # COS_WORD): a rare word two headlines share is not by itself one event.
     day_articles = feed_day([
-        ("post", "Harbour cranes idle as dockers walk out",
-         "Dock workers at Rotterdam stopped work at dawn over pay."),
+        ("post", "Rotterdam dockers walk out over pay",
+         "Harbour cranes stood idle from dawn as the strike began."),
         ("week", "Rotterdam's new mayor promises more cycle lanes",
          "The city council backed the plan on Monday."),
     ])
     day = cluster.prepare(day_articles)
     a, b = day.sigs[0], day.sigs[1]
-    assert a.words & b.words == {"rotterdam"} and "rotterdam" in b.title_words - a.title_words
-    assert day.df["rotterdam"] == 2 and float(day.vec[0] @ day.vec[1]) < pairscore.COS_ONE
+    assert a.title_words & b.title_words == {"rotterdam"} and day.df["rotterdam"] == 2
+    assert float(day.vec[0] @ day.vec[1]) < pairscore.COS_WORD
     assert not day.starts(np.array([0]), np.array([1]))[0]

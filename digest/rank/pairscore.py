@@ -68,15 +68,17 @@ SPECIFIC = 3
 SPECIFIC_PER_CAP = 3
 COS_EVENT = 0.58
 # The second round, so the rules do not loosen as a day grows or changes make-up
-# (in a bigger day more words fall under the count): a specific word counts when
-# both headlines carry it, or one does and the pair reads alike past COS_ONE (two
-# kinds of evidence; set on the fiction, where it keeps the Antofagasta paraphrases).
-# A country counts only in both headlines and past COS_PLACE (PLACES). Past SPECIFIC
-# articles a word counts only while at most REPEATS of its articles come from an
-# outlet that already ran it: the Olympics, four pieces of one outlet, are a beat.
-# COS_PLACE and REPEATS set on the real day's 36 h and the padded day
-# (tests/clusterset.py), reported on the fiction and the 48 h real day.
-COS_ONE = 0.3
+# (in a bigger day more words fall under the count): a specific word in a headline
+# counts only with a second, independent piece of evidence, a cosine past COS_WORD
+# (two headlines that merely share a rare word, "Rotterdam" for a strike and for
+# cycle lanes, are not one event; set on the fiction, where 0.3 keeps the
+# Antofagasta paraphrases and 0.4 loses them). A country counts only in both
+# headlines and past COS_PLACE (PLACES). Past SPECIFIC articles a word counts only
+# while at most REPEATS of its articles come from an outlet that already ran it:
+# the Olympics, four pieces of one outlet, are a beat. COS_PLACE and REPEATS set
+# on the real day's 36 h and the padded day (tests/clusterset.py), reported on the
+# fiction and the 48 h real day.
+COS_WORD = 0.3
 COS_PLACE = 0.45
 REPEATS = 1
 # Countries, their people and continents: where a topic happens, not which event
@@ -184,11 +186,11 @@ class Day:
     def starts(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Which pairs (i, j) carry event evidence (see SPECIFIC): only such a pair
         may start a story or join two; a pair without it can still stay inside
-        one that others tie together. A specific word or name counts when both
-        headlines carry it, or one does and the two read alike past COS_ONE (what
-        a story is about is in its headline; a name both leads mention in
-        passing, "Jeffrey Epstein", is background); a country only in both
-        headlines and past COS_PLACE. Two
+        one that others tie together. A specific word or name counts when a
+        headline carries it and the two read alike past COS_WORD (what a story
+        is about is in its headline; a name both leads mention in passing,
+        "Jeffrey Epstein", is background); a country only when both headlines
+        name it, past COS_PLACE. Two
         pieces of one outlet need both headlines to name the same specific
         person, place or thing (one outlet's two pieces on one topic are usually
         two stories: a medal count and a schedule, two clips of one podcast); a
@@ -211,9 +213,7 @@ class Day:
         cos = np.einsum("ij,ij->i", self.vec[i[shared]], self.vec[j[shared]])
         pairs = [(sigs[x], sigs[y]) for x, y in
                  zip(i[shared].tolist(), j[shared].tolist(), strict=True)]
-        both = np.array([bool(specific & a.title_words & b.title_words) for a, b in pairs],
-                        dtype=bool)
-        one = np.array([bool(specific & a.words & b.words & (a.title_words | b.title_words))
+        headline = np.array([bool(specific & a.words & b.words & (a.title_words | b.title_words))
                         for a, b in pairs], dtype=bool)
         # A country is where a topic happens: it counts only when both headlines
         # name the same one and the two read alike past COS_PLACE ("Chile" in two
@@ -221,7 +221,7 @@ class Day:
         places = {vocab[k] for k in np.flatnonzero(self.place_of).tolist()}
         place = np.array([bool(places & a.title_words & b.title_words) for a, b in pairs],
                          dtype=bool)
-        out[shared] = both | (one & (cos >= COS_ONE)) | (place & (cos >= COS_PLACE))
+        out[shared] = (headline & (cos >= COS_WORD)) | (place & (cos >= COS_PLACE))
         out[same] = [any(not w[:1].isdecimal() for w in specific & a.title_keys & b.title_keys)
                      for a, b in ((sigs[x], sigs[y]) for x, y in
                                   zip(i[same].tolist(), j[same].tolist(), strict=True))]
