@@ -206,7 +206,6 @@ def realday_window(hours: float, day: Labelled | None = None) -> Labelled:
     """The real day cut to its last ``hours`` before the labelled hour (the
     pipeline's ``max_age_hours``): a smaller day, where fewer articles share a word."""
     day = day or load_realday()
-    now = max(a.published for a in day.articles)
     data = tomllib.loads((REALDAY / "events.toml").read_text(encoding="utf-8"))
     now = datetime.fromisoformat(data["now"])
     keep = [k for k, a in enumerate(day.articles) if a.published >= now - timedelta(hours=hours)]
