@@ -198,3 +198,34 @@ class _Perturb:
             return new.capitalize() if word[:1].isupper() else new
 
         return _WORD.sub(one, text)
+
+
+# -- the real day in other shapes (tests/test_cluster_quality.py) ----------------
+
+def realday_window(hours: float, day: Labelled | None = None) -> Labelled:
+    """The real day cut to its last ``hours`` before the labelled hour (the
+    pipeline's ``max_age_hours``): a smaller day, where fewer articles share a word."""
+    day = day or load_realday()
+    data = tomllib.loads((REALDAY / "events.toml").read_text(encoding="utf-8"))
+    now = datetime.fromisoformat(data["now"])
+    keep = [k for k, a in enumerate(day.articles) if a.published >= now - timedelta(hours=hours)]
+    return Labelled(tuple(day.articles[k] for k in keep), tuple(day.labels[k] for k in keep),
+                    tuple(day.langs[k] for k in keep))
+
+
+def padded_realday() -> tuple[Labelled, int]:
+    """The real day with the fictional day laid over its last 24 hours (times
+    shifted, labels kept apart): a bigger day of other news, so that how many
+    articles a word is in changes while the real events do not. Returns the day
+    and how many of its first articles are the real ones."""
+    real, fiction = load_realday(), load()
+    data = tomllib.loads((REALDAY / "events.toml").read_text(encoding="utf-8"))
+    now = datetime.fromisoformat(data["now"])
+    first = min(a.published for a in fiction.articles)
+    shift = now - timedelta(hours=24) - first.replace(hour=0, minute=0)
+    articles = list(real.articles)
+    for a in fiction.articles:
+        articles.append(replace(a, id=len(articles) + 1, guid=f"fiction-{a.guid}",
+                                published=a.published + shift))
+    labels = (*real.labels, *(f"fiction:{label}" for label in fiction.labels))
+    return Labelled(tuple(articles), labels, (*real.langs, *fiction.langs)), len(real.articles)

@@ -31,7 +31,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "subscribers": (["digest/subscribers/edit.py", "digest/subscribers/entries.py"],
                     ["tests/test_subscribers_edit.py", "tests/test_subscribers.py"]),
     "rank": (["digest/rank/merge.py", "digest/rank/pairscore.py"],
-             ["tests/test_cluster_mechanisms.py", "tests/test_cluster_quality.py",
+             ["tests/test_cluster_mechanisms.py", "tests/test_cluster_event_evidence.py",
+              "tests/test_cluster_quality.py",
               # the 600-article copy day: seconds per mutant (the labelled day covers the code)
               "--deselect",
               "tests/test_cluster_quality.py::test_synthetic_day_keeps_events_apart_across_copies"]),

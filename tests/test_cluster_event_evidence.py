@@ -7,12 +7,14 @@ share. Each day is padded with a day's other news, so that "few articles" is rea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from digest.models import Article
 from digest.rank import cluster, pairscore
+from tests.clusterset import load
 
 T0 = datetime(2026, 3, 4, 8, tzinfo=UTC)
 
@@ -170,3 +172,87 @@ def test_a_date_is_not_what_two_pieces_share() -> None:
         True, True, True, False, False]
     assert pairscore.specific_limit(87) == pairscore.SPECIFIC == 3
     assert pairscore.specific_limit(181) == 6 and pairscore.specific_limit(20_000) == 10
+
+
+def test_a_country_alone_does_not_start_a_story() -> None:
+    # "China's" craze and a betting site courting "Chinese" users: two countries'
+    # worth of words in common, one in a headline, and a middling cosine. A
+    # country is where a topic happens; were it specific, the pair would start a
+    # story on the rule for a headline's word (past COS_WORD).
+    day_articles = feed_day([
+        ("cbs", "The 'crying horse' toy taking over China's internet",
+         "A plush horse with a tearful face has become the must-have gift across China, "
+         "and Chinese shoppers cannot get enough."),
+        ("row", "Polymarket courts Chinese users despite strict online gambling ban",
+         "The prediction market is signing up users in China through VPNs, though betting "
+         "is illegal there."),
+    ])
+    day = cluster.prepare(day_articles)
+    a, b = day.sigs[0], day.sigs[1]
+    assert {"china", "chinese"} <= a.words & b.words and "china" in a.title_words
+    assert float(day.vec[0] @ day.vec[1]) >= pairscore.COS_WORD and day.score(0, 1) >= 0
+    assert {"china", "chinese"} <= pairscore.PLACES
+    assert not day.starts(np.array([0]), np.array([1]))[0]
+    assert not together(day_articles, 0, 1)
+
+
+def test_one_country_in_both_headlines_counts_when_the_reports_read_alike() -> None:
+    # Two reports of one quake: their headlines share only "Chile"; the place
+    # they name is specific (Antofagasta) only in the leads. The same country in
+    # both headlines and a cosine past COS_PLACE is enough to start the story.
+    day_articles = feed_day([
+        ("npr", "Strong earthquake shakes northern Chile",
+         "A magnitude 6.8 quake struck near Antofagasta before dawn, officials said."),
+        ("post", "Buildings sway and residents flee in Chile",
+         "A powerful tremor hit the mining city of Antofagasta before dawn."),
+    ])
+    day = cluster.prepare(day_articles)
+    a, b = day.sigs[0], day.sigs[1]
+    assert a.title_words & b.title_words == {"chile"}
+    assert float(day.vec[0] @ day.vec[1]) >= pairscore.COS_PLACE
+    assert day.starts(np.array([0]), np.array([1]))[0]
+    assert together(day_articles, 0, 1)
+
+
+def test_a_word_an_outlet_keeps_repeating_is_its_beat_not_an_event() -> None:
+    # A bigger day (the fictional day as the other news): up to six articles make
+    # a word specific. "Olympic" and "Games" are in five and four, but three of
+    # them are one outlet's: its beat. The medal count and the timekeepers share
+    # only those, in both headlines, at a middling cosine: they start nothing.
+    day_articles = feed_day([
+        ("cbs", "See the Olympic medal count for the Winter Games",
+         "Here is where the medal count stands for Team USA."),
+        ("week", "The Olympic timekeepers keeping the Games on track",
+         "Swiss watchmaking giant Omega has been at the finish line for nearly 100 years."),
+        ("cbs", "See the Olympic schedule for the Milano Cortina Games",
+         "Every event, day by day."),
+        ("cbs", "Team USA headed to the Olympic hockey final at the Games",
+         "The women beat Sweden."),
+        ("npr", "Bobsledder Elana Meyers Taylor wins Olympic gold",
+         "Her first gold in the monobob."),
+    ])
+    day_articles += [replace(a, id=1000 + k) for k, a in enumerate(load().articles)]
+    day = cluster.prepare(day_articles)
+    limit = pairscore.specific_limit(len(day_articles))
+    assert pairscore.SPECIFIC < day.df["game"] < day.df["olympic"] <= limit
+    assert day.sigs[0].title_words & day.sigs[1].title_words == {"olympic", "game"}
+    assert day.score(0, 1) >= 0 and float(day.vec[0] @ day.vec[1]) < pairscore.COS_EVENT
+    assert not day.starts(np.array([0]), np.array([1]))[0]
+    assert not together(day_articles, 0, 1)
+
+
+def test_a_rare_word_in_the_headlines_needs_the_two_to_read_alike() -> None:
+    # "Rotterdam" is in both headlines and in no other article: specific. But a
+    # dock strike and a mayor's cycle lanes read nothing alike (cosine under
+    # COS_WORD): a rare word two headlines share is not by itself one event.
+    day_articles = feed_day([
+        ("post", "Rotterdam dockers walk out over pay",
+         "Harbour cranes stood idle from dawn as the strike began."),
+        ("week", "Rotterdam's new mayor promises more cycle lanes",
+         "The city council backed the plan on Monday."),
+    ])
+    day = cluster.prepare(day_articles)
+    a, b = day.sigs[0], day.sigs[1]
+    assert a.title_words & b.title_words == {"rotterdam"} and day.df["rotterdam"] == 2
+    assert float(day.vec[0] @ day.vec[1]) < pairscore.COS_WORD
+    assert not day.starts(np.array([0]), np.array([1]))[0]

@@ -10,7 +10,16 @@ from dataclasses import replace
 import pytest
 
 from digest.rank import cluster
-from tests.clusterset import Labelled, load, load_realday, pairwise, synthetic_day
+from tests.clusterset import (
+    Labelled,
+    PairScore,
+    load,
+    load_realday,
+    padded_realday,
+    pairwise,
+    realday_window,
+    synthetic_day,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +53,56 @@ def indexes(day: Labelled) -> list[list[int]]:
 # a story (pairscore.SPECIFIC, SPECIFIC_PER_CAP, COS_EVENT, the headline and
 # one-outlet rules, calendar words) was set on the real day (1.000 / 0.957) and is
 # reported on the fictional one, which it leaves unchanged (1.000 / 0.897).
+# The second round (issue 18, robust to the day's size and make-up): a specific
+# word in a headline counts only with a cosine past COS_WORD 0.3 (set on the
+# fictional day: 0.4 loses its Antofagasta paraphrases, 0.870; the real day is
+# the same at 0.3 and 0.4); the country list (PLACES), COS_PLACE 0.45 and REPEATS 1
+# were set on the real day's 36 h window and the padded day. Reported: fiction
+# 1.000 / 0.891, real day 1.000 / 0.957, its 36 h 1.000 / 1.000, padded (real
+# part) 0.818 / 0.783.
 @pytest.mark.parametrize("which", ["fiction", "realday"])
 def test_pairwise_precision_and_recall(which: str) -> None:
     day = load() if which == "fiction" else load_realday()
     score = pairwise(indexes(day), day.labels)
     assert score.precision >= 0.95, score
     assert score.recall >= 0.85, score
+
+
+def test_the_real_day_in_the_pipelines_36_hours() -> None:
+    # The window digest ranks by default (max_age_hours = 36): a smaller day, in
+    # which a country ("China", "Chinese") is in few articles. Measured 1.000 / 1.000;
+    # the one false pair it had (0.950) was the crying-horse toy with Polymarket.
+    day = realday_window(36)
+    score = pairwise(indexes(day), day.labels)
+    assert score.precision == 1.0, score
+    assert score.recall >= 0.9, score
+
+
+def real_part(day: Labelled, real: int) -> PairScore:
+    index = {a.id: k for k, a in enumerate(day.articles)}
+    groups = [[index[a.id] for a in g if index[a.id] < real]
+              for g in cluster.cluster(list(day.articles))]
+    return pairwise(groups, day.labels[:real])
+
+
+def test_the_real_day_padded_with_other_news() -> None:
+    # The real day with the fictional day laid over its last 24 h (268 articles):
+    # the real events do not change, how many articles carry a word does. Scored
+    # on the real part. Measured 0.818 / 0.783 (was 0.581 / 0.783 before the
+    # headline, country and repeat rules): two topic pairs still start a story
+    # here ("Epstein files" in both headlines, five articles from four outlets;
+    # Iran talks vs Iran's crackdown at cosine 0.62), see the xfail below.
+    day, real = padded_realday()
+    score = real_part(day, real)
+    assert score.precision >= 0.8, score
+    assert score.recall >= 0.75, score
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18 target not reached on the padded day: "
+                   "precision 0.818 on its real part")
+def test_the_padded_real_day_reaches_the_target() -> None:
+    day, real = padded_realday()
+    assert real_part(day, real).precision >= 0.95
 
 
 def test_the_real_day_is_labelled_whole() -> None:

@@ -27,9 +27,10 @@ MAX_POSTING articles, or in a small day a tenth of them, is a topic, not an even
 
 Pairs with s ≥ 0 are merged best first, but only a pair with **event evidence**
 (``Day.starts``) may start a story or join two: a shared word or name that few of
-the day's articles carry (``specific_limit``; never a date) and a headline carries,
-or a cosine ≥ COS_EVENT. A topic ("Olympic", "Iran") is in many articles: two pieces
-sharing only it stay apart. Two pieces of one outlet need both headlines to name the same
+the day's articles carry (``specific_limit``; never a date, never a country alone,
+never an outlet's repeated beat) that a headline carries, with a cosine ≥ COS_WORD
+as a second sign, or a cosine ≥ COS_EVENT alone. A topic ("Olympic", "Iran") is in many articles:
+two pieces sharing only it stay apart. Two pieces of one outlet need both headlines to name the same
 specific thing (an update), or another outlet's report to tie them. Two groups join
 only while the *average* score over every pair across them stays ≥ LINK (and within
 GAP of each group's own), and while every member of the joined group shares content
