@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import html
-import json
 import logging
 import re
 import time
@@ -27,8 +26,9 @@ from typing import Any, Literal, NamedTuple
 from urllib.parse import quote, urljoin, urlsplit
 
 from digest.collect.charset import decode, strip_entity_declarations
-from digest.collect.dates import EARLIEST_YEAR, news_date, parse_date
+from digest.collect.dates import EARLIEST_YEAR, news_date
 from digest.collect.images import pick_image
+from digest.collect.jsonfeed import read_json_feed
 from digest.collect.outlet import outlet_name
 from digest.collect.text import (
     SUMMARY_CHARS,
@@ -140,7 +140,7 @@ def read_document(body: bytes, *, base_url: str | None = None,
     understands ``body``."""
     head = body[:3].lstrip(b"\xef\xbb\xbf") + body[3:64]
     if head.lstrip()[:1] == b"{" or "json" in (content_type or "").lower():
-        return _read_json_feed(body, base_url)
+        return Document(*read_json_feed(body))
     web_base = base_url if _is_web(base_url) else None
     parsed = read_xml(body, content_type=content_type, base_url=web_base) \
         if reader == "auto" else None
@@ -360,53 +360,3 @@ class _FeedLinkFinder(HTMLParser):
         if "alternate" in a.get("rel", "").lower().split() and \
                 a.get("type", "").lower() in self._TYPES and a.get("href"):
             self.href = a["href"].strip()
-
-
-# -- JSON Feed 1.0/1.1 (https://jsonfeed.org/version/1.1), which feedparser 6 does not read
-
-def _read_json_feed(body: bytes, base_url: str | None) -> Document:
-    try:
-        doc = json.loads(decode(body, "application/json; charset=utf-8"))
-    except ValueError as e:
-        raise FeedError(f"not a feed: could not parse JSON ({e})") from None
-    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
-            "https://jsonfeed.org/version/"):
-        raise FeedError("not a feed: JSON without a JSON Feed version")
-    site = str(doc.get("home_page_url") or "")
-    feed_author = _json_author(doc)
-    items = [i for i in doc.get("items") or () if isinstance(i, dict)]
-    return Document(site, collapse(str(doc.get("title") or "")),
-                    [_json_entry(item, feed_author) for item in items])
-
-
-def _json_author(obj: Mapping[str, Any]) -> str:
-    authors = obj.get("authors") or ([obj["author"]] if obj.get("author") else [])
-    first = authors[0] if authors and isinstance(authors, list) else None
-    return str(first.get("name") or "") if isinstance(first, dict) else ""
-
-
-def _json_entry(item: dict[str, Any], feed_author: str) -> dict[str, Any]:
-    """A JSON Feed item in feedparser's entry shape, so one code path normalises both."""
-    content_html = item.get("content_html")
-    content = ([{"value": str(content_html), "type": "text/html"}] if content_html else
-               [{"value": str(item["content_text"]), "type": "text/plain"}]
-               if item.get("content_text") else [])
-    attachments = [a for a in item.get("attachments") or () if isinstance(a, dict)]
-    author = _json_author(item) or feed_author
-    return {
-        "id": str(item.get("id") or ""),
-        "link": str(item.get("url") or item.get("external_url") or ""),
-        "title": str(item.get("title") or ""),
-        "title_detail": {"type": "text/plain"},
-        "summary": str(item.get("summary") or ""),
-        "summary_detail": {"type": "text/plain"},
-        "content": content,
-        "published_parsed": parse_date(str(item.get("date_published") or "")),
-        "updated_parsed": parse_date(str(item.get("date_modified") or "")),
-        "author_detail": {"name": author} if author else {},
-        "tags": [{"term": t} for t in item.get("tags") or () if isinstance(t, str)],
-        "media_content": [{"url": str(u), "medium": "image"}
-                          for u in (item.get("image"), item.get("banner_image")) if u],
-        "enclosures": [{"href": str(a.get("url") or ""), "type": str(a.get("mime_type") or "")}
-                       for a in attachments],
-    }
