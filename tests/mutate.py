@@ -35,9 +35,12 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
               # the 600-article copy day: seconds per mutant (the labelled day covers the code)
               "--deselect",
               "tests/test_cluster_quality.py::test_synthetic_day_keeps_events_apart_across_copies"]),
-    # The journal and the send run last: they are being reworked (issue 17's leases).
-    "journal": (["digest/store/journal.py"], ["tests/test_send.py", "tests/test_send_faults.py"]),
-    "send": (["digest/send/run.py"], ["tests/test_send.py", "tests/test_send_faults.py"]),
+    "journal": (["digest/store/journal.py"],
+                ["tests/test_journal.py", "tests/test_send_lease.py", "tests/test_send.py",
+                 "tests/test_send_faults.py"]),
+    "send": (["digest/send/run.py"],
+             ["tests/test_send.py", "tests/test_send_faults.py", "tests/test_send_lease.py",
+              "tests/test_send_retry.py", "tests/test_send_run.py"]),
 }
 COPY = ["digest", "tests", "templates", "feeds", "subscribers", "config.toml", "README.md"]
 KILLED = {"killed", "timeout", "caught by type check"}

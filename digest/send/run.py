@@ -138,7 +138,10 @@ def defer(run: Run, job: Job, error: str, delay: timedelta | None = None, *,
 
 def backoff(first: float, attempts: int) -> timedelta:
     """The wait after the ``attempts``-th try failed temporarily: first, 2x, 4x ... <= 6 h."""
-    return min(timedelta(seconds=first) * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    # In float seconds with the doubling capped: a row deferred run after run for weeks
+    # reaches an ``attempts`` whose 2**n overflows timedelta (and crashed the run).
+    doubled = first * 2.0 ** min(max(attempts - 1, 0), 64)
+    return timedelta(seconds=min(doubled, BACKOFF_MAX.total_seconds()))
 
 
 def record(run: Run, email: str, status: DeliveryStatus, *, message_id: str | None = None,
