@@ -180,6 +180,11 @@ def test_finish_records_one_outcome_only_for_the_rows_holder(store: Store) -> No
             r["message_id"], r["claimed_by"]) == \
         ("deferred", "451 later", at(400), 1, at(122), None, None)
     assert not store.finish(DAY, PEOPLE[0], "sent", holder="b", now=at(123))  # done once
+    # Not said to be attempted (an admin's verdict): attempts stay as they were.
+    store.claim_many(DAY, PEOPLE[1:2], "b", now=at(130))
+    assert store.finish(DAY, PEOPLE[1], "sent", holder="b", message_id="<b@x>", now=at(131))
+    r = row(store, PEOPLE[1])
+    assert (r["status"], r["message_id"], r["attempts"]) == ("sent", "<b@x>", 0)
 
 
 # -- orphans ---------------------------------------------------------------------
@@ -189,8 +194,11 @@ def test_orphans_of_a_dead_holder_come_back_due_now(store: Store) -> None:
     store.claim_many(DAY, PEOPLE[2:3], "alive", now=T0)
     set_row(store, PEOPLE[3], status="sending", claimed_by=None)  # no holder to ask about
     set_row(store, PEOPLE[1], attempts=1)
-    store.plan_deliveries(DAY + timedelta(days=1), [(PEOPLE[4], "v0")], now=T0)
+    # Another day's rows: neither released nor their holders asked about.
+    store.plan_deliveries(DAY + timedelta(days=1), [(PEOPLE[4], "v0"), (PEOPLE[5], "v0")],
+                          now=T0)
     store.claim_many(DAY + timedelta(days=1), PEOPLE[4:5], "dead", now=T0)
+    store.claim_many(DAY + timedelta(days=1), PEOPLE[5:6], "elsewhere", now=T0)
     asked: list[str] = []
 
     def dead(holder: str) -> bool:
@@ -204,7 +212,8 @@ def test_orphans_of_a_dead_holder_come_back_due_now(store: Store) -> None:
             r["attempts"]) == ("deferred", at(30), at(30), None, None, 1)
     assert r["last_error"] == "the sender stopped mid-send; it may have been delivered"
     assert [row(store, e)["status"] for e in PEOPLE[2:4]] == ["sending", "sending"]
-    assert row(store, PEOPLE[4], DAY + timedelta(days=1))["status"] == "sending"
+    assert [row(store, e, DAY + timedelta(days=1))["claimed_by"] for e in PEOPLE[4:6]] == \
+        ["dead", "elsewhere"]
     assert store.release_orphans(DAY, lambda _: False, now=at(31)) == 0
     assert row(store, PEOPLE[2])["updated"] == T0
 
@@ -220,7 +229,7 @@ def test_counts_rows_and_sends_since(store: Store) -> None:
     store.finish_many(DAY, [Finished(PEOPLE[3], "sent", "<3@x>", attempted=True)], "a",
                       now=at(20))
     other = DAY + timedelta(days=1)
-    store.plan_deliveries(other, [(PEOPLE[0], "v0")], now=T0)
+    store.plan_deliveries(other, [(e, "v0") for e in reversed(PEOPLE[:3])], now=T0)
     store.claim_many(other, PEOPLE[:1], "a", now=T0)
     store.finish_many(other, [Finished(PEOPLE[0], "sent", attempted=True)], "a", now=at(30))
     assert store.delivery_counts(DAY) == {"pending": 3, "sending": 1, "sent": 2, "failed": 1,
@@ -232,6 +241,7 @@ def test_counts_rows_and_sends_since(store: Store) -> None:
     assert sorted(store.sent_since(at(9))) == [at(10), at(20), at(30)]
     got = store.deliveries(DAY)
     assert [d.email for d in got] == PEOPLE  # in planning order
+    assert [d.email for d in store.deliveries(other)] == list(reversed(PEOPLE[:3]))  # not by name
     d = got[2]
     assert (d.day, d.status, d.variant, d.attempts, d.message_id, d.last_error, d.updated) == \
         (DAY, "deferred", "v0", 1, None, "451", at(10))
@@ -244,11 +254,12 @@ def test_a_frozen_digest_is_kept_as_first_saved(tmp_path: Path) -> None:
     s = Store.open(tmp_path / "digest.db")
     try:
         assert s.digest_frozen(DAY) is None and s.load_digest(DAY) == []
-        s.save_digest(DAY, [rendered("all"), rendered("tech")], [3, 1, 3], now=T0)
+        s.save_digest(DAY, [rendered("tech"), rendered("all")], [9, 3, 2, 3], now=T0)
         s.save_digest(DAY, [rendered("all", "changed"), rendered("zz")], [2], now=at(60))
         s.save_digest(DAY - timedelta(days=1), [rendered("all")], [9], now=at(-86400))
-        assert s.load_digest(DAY) == [rendered("all"), rendered("tech"), rendered("zz")]
-        assert s.digest_frozen(DAY) == (T0, (1, 2, 3))
+        # In the order saved, not by name; the ids sorted.
+        assert s.load_digest(DAY) == [rendered("tech"), rendered("all"), rendered("zz")]
+        assert s.digest_frozen(DAY) == (T0, (2, 3, 9))
         assert s.digest_days() == [DAY, DAY - timedelta(days=1)]
     finally:
         s.close()
