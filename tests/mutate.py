@@ -29,7 +29,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "tokens": (["digest/mail/tokens.py"], ["tests/test_tokens.py"]),
     "headers": (["digest/mail/headers.py"], ["tests/test_headers.py"]),
     "subscribers": (["digest/subscribers/edit.py", "digest/subscribers/entries.py"],
-                    ["tests/test_subscribers_edit.py", "tests/test_subscribers.py"]),
+                    ["tests/test_subscribers_edit.py", "tests/test_subscribers.py",
+                     "tests/test_subscribers_entries.py"]),
     "rank": (["digest/rank/merge.py", "digest/rank/pairscore.py"],
              ["tests/test_cluster_mechanisms.py", "tests/test_cluster_quality.py",
               # the 600-article copy day: seconds per mutant (the labelled day covers the code)
