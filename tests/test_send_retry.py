@@ -36,15 +36,16 @@ def greylist_once(reject: dict[str, str]) -> Callable[[Delivery], None]:
 # A run that waits on the event loop's time instead would sit 300 real seconds: the
 # timeout turns that into a failure here rather than a hang.
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("window", [3600, 300], ids=["inside", "due-as-the-window-ends"])
 async def test_a_retry_in_the_run_falls_due_on_the_injected_clock(
-        tmp_path: Path, journal: Path) -> None:
+        tmp_path: Path, journal: Path, window: int) -> None:
     clock = ManualClock(T0)
     store = Store.open(journal)
     try:
         with smtp() as (server, handler):
             seen = greylist_once(handler.reject)
             cfg = config(tmp_path, server.port, connections=1, retry_first=300,
-                         retry_within_run=3600)
+                         retry_within_run=window)
             run = asyncio.create_task(deliver(cfg, store, DAY, outgoing(PEOPLE[:1]),
                                               clock=clock, on_progress=seen))
             # Deferred, the run sleeps on the clock until its retry is due.

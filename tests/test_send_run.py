@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from digest.errors import DeliveryError
 from digest.models import Delivery
 from digest.send.deliver import deliver
 from digest.send.run import BACKOFF_MAX, backoff
 from digest.store.facade import Store
+from tests.peers import SmtpServer
 from tests.test_send import DAY, config, outgoing, smtp
 from tests.test_send_lease import PEOPLE, T0, ManualClock, journal, rows
 
@@ -100,3 +102,42 @@ async def test_a_retried_row_counts_once_and_grows_its_backoff(
         ("sent", 3, timedelta(seconds=300))]
     assert (report.sent, report.deferred, report.total) == (1, 0, 1)
     assert rows(journal)[slow].attempts == 3
+
+
+async def test_a_server_gone_mid_run_leaves_its_row_untried_and_the_rest_pending(
+        tmp_path: Path, journal: Path) -> None:
+    """The server takes one message and goes away: the connection's reconnects wait on
+    the run's clock, then the row it was for is deferred without an attempt counted
+    (nothing reached a server), the rest stays pending, and the run says so."""
+    clock = ManualClock(T0)
+    store = Store.open(journal)
+    server = SmtpServer().__enter__()
+    running = True
+
+    def seen(d: Delivery) -> None:
+        nonlocal running
+        if d.status == "sent" and running:
+            running = False
+            server.controller.stop()  # before the worker opens its next connection
+
+    try:
+        cfg = config(tmp_path, server.port, connections=1, messages_per_connection=1)
+        task = asyncio.create_task(deliver(cfg, store, DAY, outgoing(PEOPLE[:3]), clock=clock,
+                                           on_progress=seen))
+        for wait in (0.5, 2.0):  # the two reconnects' waits
+            await clock.until(lambda w=wait: any(s == w for _, s, _ in clock.sleepers)
+                              or task.done())
+            assert not task.done()
+            clock.advance(wait)
+        with pytest.raises(DeliveryError, match=r"after 1 sent; the rest is left pending"):
+            await task
+    finally:
+        if running:
+            server.controller.stop()
+        store.close()
+    got = rows(journal)
+    assert got[PEOPLE[0]].status == "sent"
+    assert (got[PEOPLE[1]].status, got[PEOPLE[1]].attempts) == ("deferred", 0)
+    assert got[PEOPLE[1]].last_error is not None
+    assert got[PEOPLE[1]].last_error.startswith("no connection: ")
+    assert (got[PEOPLE[2]].status, got[PEOPLE[2]].attempts) == ("pending", 0)
