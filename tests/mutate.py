@@ -52,7 +52,10 @@ def settings(modules: list[str], tests: list[str]) -> str:
     selection = json.dumps(tests)
     return (f"\n[tool.mutmut]\nsource_paths = [\"digest\"]\nonly_mutate = {only}\n"
             f"pytest_add_cli_args_test_selection = {selection}\n"
-            "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-q\", \"-x\"]\n"
+            # A mutant that makes a test wait for an event that never comes uses no
+            # CPU, so mutmut's CPU limit never ends it: pytest-timeout does.
+            "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-q\", \"-x\", "
+            "\"--timeout=30\"]\n"
             "also_copy = [\"templates\", \"feeds\", \"subscribers\", \"config.toml\"]\n"
             "use_git_change_detection = false\n")
 

@@ -52,6 +52,20 @@ def test_blocks_own_their_comments_keys_and_trailing_blanks() -> None:
                    entries.Block(lead=11, header=12, body_end=14, end=14)]
 
 
+@pytest.mark.parametrize(("text", "want"), [
+    # a comment right under a header belongs to the next entry's lead, not the body
+    ("[[subscriber]]\n# c\n[[subscriber]]\n", [(0, 0, 1, 1), (1, 2, 3, 3)]),
+    # header-only entries: the body ends right after the header
+    ("[[subscriber]]\n\n[[subscriber]]\n", [(0, 0, 1, 2), (2, 2, 3, 3)]),
+    # the first line's comment leads the entry; the file's last comment is no one's lead
+    ("# c\n[[subscriber]]\nx = 1\n# end\n", [(0, 1, 3, 3)]),
+    ("[[subscriber]]\nx = 1\n# end\n", [(0, 0, 2, 2)]),
+])
+def test_block_edges(text: str, want: list[tuple[int, int, int, int]]) -> None:
+    assert [tuple(vars(b).values()) for b in entries.blocks(text.splitlines(keepends=True))] \
+        == want
+
+
 def test_other_tables_are_not_subscriber_blocks() -> None:
     text = '[meta]\nowner = "me"\n[[subscriber]]\nemail = "a@x.org"\n[[other]]\nx = 1\n'
     got = entries.blocks(text.splitlines(keepends=True))
@@ -80,6 +94,17 @@ def test_a_key_added_to_an_indented_entry_takes_its_indent() -> None:
                    '[[subscriber]]\nemail = "b@x.org"\n')
 
 
+def test_the_key_on_the_line_under_the_header_is_found() -> None:
+    text = '[[subscriber]]\nstatus = "paused"\nemail = "a@x.org"\n'
+    assert entries.set_key(text, P, "a@x.org", "status", "active") == \
+        '[[subscriber]]\nstatus = "active"\nemail = "a@x.org"\n'
+
+
+def test_an_entry_of_one_indented_key_gives_its_indent_to_the_new_one() -> None:
+    assert entries.set_key('[[subscriber]]\n\temail = "a@x.org"\n', P, "a@x.org", "status",
+                           "x") == '[[subscriber]]\n\temail = "a@x.org"\n\tstatus = "x"\n'
+
+
 def test_a_key_added_at_the_end_of_a_file_without_a_final_newline() -> None:
     out = entries.set_key('[[subscriber]]\nemail = "a@x.org"', P, "a@x.org", "status", "paused")
     assert out == '[[subscriber]]\nemail = "a@x.org"\nstatus = "paused"\n'
@@ -103,6 +128,8 @@ def test_every_entry_of_the_address_and_only_those_that_differ() -> None:
     out = entries.set_key(text, P, "a@x.org", "status", "paused")
     assert out == text.replace('email = "a@X.org"\n', 'email = "a@X.org"\nstatus = "paused"\n')
     assert entries.set_key(out, P, "a@x.org", "status", "paused") == out  # nothing to do
+    literal = "[[subscriber]]\nemail = 'a@x.org'\nstatus = 'paused'\n"
+    assert entries.set_key(literal, P, "a@x.org", "status", "paused") == literal  # as written
     both = entries.set_key(text, P, {"a@x.org", "b@x.org"}, "status", "active")
     assert both.count('status = "active"') == 3 and 'status = "paused"' not in both
 
@@ -116,10 +143,13 @@ def test_an_entry_with_only_its_header_gets_the_key_unindented() -> None:
 
 
 def test_files_it_cannot_edit_are_refused_with_the_path() -> None:
-    with pytest.raises(SubscriberError, match=r"^team\.toml: not valid TOML: "):
+    with pytest.raises(SubscriberError, match=r"^team\.toml: not valid TOML: ") as e:
         entries.set_key("[[subscriber]\nemail = 1\n", P, "a@x.org", "status", "paused")
-    with pytest.raises(SubscriberError, match=r"^team\.toml: cannot edit safely: write each"):
+    assert e.value.hint == "fix it, then retry"
+    with pytest.raises(SubscriberError) as e:
         entries.set_key('subscriber = "nobody"\n', P, "a@x.org", "status", "paused")
+    assert str(e.value) == ("team.toml: cannot edit safely: write each subscriber as a "
+                            "[[subscriber]] table")
     # A header the line scan finds but TOML reads differently: the check after the
     # edit refuses it instead of writing something else than intended.
     tricky = '[[subscriber]]\nemail = "a@x.org"\nnote = """\nstatus = "x"\n"""\n'
@@ -136,6 +166,9 @@ def test_removing_every_entry_leaves_a_note_saying_how_to_add_one() -> None:
     alone = entries.remove_entries('[[subscriber]]\r\nemail = "A@x.org"\r\n', P, "a@x.org")
     assert alone == ("# No subscribers left in this list. Add one with: digest subscribers add "
                      "EMAIL --list team\r\n")
+    lf = entries.remove_entries('\n[[subscriber]]\nemail = "a@x.org"\n\n', P, "a@x.org")
+    assert lf == ("# No subscribers left in this list. Add one with: digest subscribers add "
+                  "EMAIL --list team\n")
     assert entries.remove_entries("# list\n", P, "a@x.org") == "# list\n"  # nobody to remove
     assert entries.remove_entries("", P, "a@x.org") == ""
 
@@ -212,17 +245,35 @@ def test_edit_tries_three_times_by_default(tmp_path: Path) -> None:
     assert calls == 3 and path.read_text() == "# x\n# someone 1\n# someone 2\n# ours\n"
 
 
+def test_edit_gives_up_after_three_tries(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, team="# x\n")
+    path = folder / "team.toml"
+    calls = 0
+
+    def always_meddled(text: str) -> str:
+        nonlocal calls
+        calls += 1
+        path.write_text(text + f"# someone {calls}\n")
+        return text + "# ours\n"
+
+    with pytest.raises(edits.FileChanged):
+        edits.edit(path, always_meddled)
+    assert calls == 3 and "# ours" not in path.read_text()
+
+
 def test_a_file_created_underneath_a_new_list_is_not_overwritten(tmp_path: Path) -> None:
     folder = folder_of(tmp_path)
     path = folder / "new.toml"
     snap = edits.snapshot(path)
     path.write_text("# theirs\n")
-    with pytest.raises(edits.FileChanged, match="changed while it was being edited"):
+    with pytest.raises(edits.FileChanged, match="changed while it was being edited") as e:
         edits.commit(snap, "# ours\n")
+    assert e.value.hint == "run the command again"
     # The exclusive create is the last guard, should a file appear after the check.
     with pytest.raises(edits.FileChanged, match=r"new\.toml appeared while it was being "
-                                                 r"written; nothing written"):
+                                                 r"written; nothing written") as e:
         edits._write_atomic(path, b"# ours\n", create=True)
+    assert e.value.hint == "run the command again"
     assert path.read_text() == "# theirs\n"
 
 
@@ -281,7 +332,7 @@ def test_files_with_skips_what_it_cannot_read_and_lists_in_name_order(tmp_path: 
                        a='[[subscriber]]\nemail = "ADA@x.org"\n',
                        c='subscriber = "not a list"\n',
                        d='subscriber = ["not a table", {email = "ada@x.org"}]\n',
-                       e="not toml at all [\n",
+                       bb="not toml at all [\n",
                        f='[[subscriber]]\nemail = "bob@x.org"\n')
     (folder / "notes.txt").write_text('[[subscriber]]\nemail = "ada@x.org"\n')
     assert edits.files_with(folder, "ada@x.org") == [folder / "a.toml", folder / "b.toml",
@@ -297,3 +348,19 @@ def test_set_statuses_sets_several_in_one_write(tmp_path: Path) -> None:
     got = {s.email: s.status for s in subs.load(folder).subscribers}
     assert got == {"a@x.org": "unsubscribed", "b@x.org": "active", "c@x.org": "unsubscribed"}
     assert edits.set_statuses(path, ["a@x.org"], "unsubscribed") is False  # already so
+
+
+def test_every_edit_path_names_the_file_it_refuses(tmp_path: Path) -> None:
+    """A header inside a multi-line string: the line scan and TOML disagree on the
+    entries, so each edit refuses, naming the file."""
+    text = '[[subscriber]]\nemail = "a@x.org"\nnote = """\n[[subscriber]]\n"""\n'
+    folder = folder_of(tmp_path, team=text)
+    path = folder / "team.toml"
+    msg = rf"^{tmp_path}/subscribers/team\.toml: cannot edit safely"
+    with pytest.raises(SubscriberError, match=msg):
+        edits.set_status(folder, "a@x.org", "paused")
+    with pytest.raises(SubscriberError, match=msg):
+        edits.set_status(folder, "a@x.org", None)
+    with pytest.raises(SubscriberError, match=msg):
+        edits.set_statuses(path, ["a@x.org"], "paused")
+    assert path.read_text() == text
