@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +20,7 @@ from digest.models import Delivery
 from digest.send.deliver import deliver
 from digest.send.run import BACKOFF_MAX, backoff
 from digest.store.facade import Store
-from tests.peers import SmtpServer
+from tests.peers import SmtpServer, _Handler
 from tests.test_send import DAY, config, outgoing, smtp
 from tests.test_send_lease import PEOPLE, T0, ManualClock, journal, rows
 
@@ -141,3 +144,49 @@ async def test_a_server_gone_mid_run_leaves_its_row_untried_and_the_rest_pending
     assert got[PEOPLE[1]].last_error is not None
     assert got[PEOPLE[1]].last_error.startswith("no connection: ")
     assert (got[PEOPLE[2]].status, got[PEOPLE[2]].attempts) == ("pending", 0)
+
+
+async def test_an_outcome_the_sender_no_longer_holds_is_not_recorded_and_said_so(
+        tmp_path: Path, journal: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The window leases leave open: A's DATA reply comes after its lease ran out and
+    B took the row (A stopped meanwhile: no renewal). B's outcome stands; A's is not
+    recorded, and A says why in one warning line."""
+    gate = threading.Event()
+    here, entered = asyncio.get_running_loop(), asyncio.Event()
+
+    @dataclass
+    class Holding(_Handler):
+        held_once: bool = False
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            if not self.held_once:  # A's message: the reply waits for the test
+                self.held_once = True
+                here.call_soon_threadsafe(entered.set)
+                await asyncio.get_running_loop().run_in_executor(None, gate.wait)
+            return await super().handle_DATA(server, session, envelope)
+
+    clock = ManualClock(T0)
+    a_store, b_store = Store.open(journal), Store.open(journal)
+    server = SmtpServer(handler=Holding())
+    try:
+        with server, caplog.at_level(logging.WARNING, "digest.send"):
+            cfg = config(tmp_path, server.port, connections=1)
+            a = asyncio.create_task(deliver(cfg, a_store, DAY, outgoing(PEOPLE[:1]),
+                                            worker="a", clock=clock))
+            await entered.wait()  # A's DATA is in, its reply held
+            clock.advance(200, wake=False)  # A is stopped past its lease, its keeper too
+            b = await deliver(cfg, b_store, DAY, outgoing(PEOPLE[:1]), worker="b", clock=clock)
+            b_id = rows(journal)[PEOPLE[0]].message_id
+            gate.set()
+            clock.wake()
+            await clock.run(a)
+    finally:
+        gate.set()
+        a_store.close()
+        b_store.close()
+    assert b.sent == 1 and len(server.received) == 2  # the double send leases cannot close
+    got = rows(journal)[PEOPLE[0]]
+    assert (got.status, got.message_id) == ("sent", b_id)  # B's outcome stands
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert ("1 outcomes not recorded: another sender took those rows after this one's "
+            f"lease ran out ({PEOPLE[0]})") in warnings
