@@ -108,9 +108,10 @@ def test_store_knows_what_each_subscriber_was_sent(tmp_path: Path) -> None:
     store.save_variant_articles(yesterday, {"all": ids[:2], "tech": ids[2:3]})
     store.plan_deliveries(yesterday, [("ada@example.org", "tech"), ("bob@example.org", "all"),
                                       ("cy@example.org", "all")])
-    store.finish(yesterday, "ada@example.org", "sent")
-    store.finish(yesterday, "bob@example.org", "sent")
-    store.finish(yesterday, "cy@example.org", "failed", error="550 no such user")
+    store.claim_many(yesterday, ["ada@example.org", "bob@example.org", "cy@example.org"], "s")
+    store.finish(yesterday, "ada@example.org", "sent", holder="s")
+    store.finish(yesterday, "bob@example.org", "sent", holder="s")
+    store.finish(yesterday, "cy@example.org", "failed", holder="s", error="550 no such user")
     assert store.sent_to(["ada@example.org"], before=DAY) == {ids[2]}
     assert store.sent_to(["bob@example.org"], before=DAY) == set(ids[:2])
     assert store.sent_to(["cy@example.org"], before=DAY) == set()  # never got it
@@ -173,8 +174,9 @@ def test_nothing_new_for_one_variant_sends_it_nothing(tmp_path: Path) -> None:
     # Ada got every article yesterday; Bob got nothing (his delivery failed).
     store.save_variant_articles(yesterday, {"all": [i for i in ids if i is not None]})
     store.plan_deliveries(yesterday, [("ada@example.org", "all"), ("bob@example.org", "tech")])
-    store.finish(yesterday, "ada@example.org", "sent")
-    store.finish(yesterday, "bob@example.org", "failed", error="550")
+    store.claim_many(yesterday, ["ada@example.org", "bob@example.org"], "s")
+    store.finish(yesterday, "ada@example.org", "sent", holder="s")
+    store.finish(yesterday, "bob@example.org", "failed", holder="s", error="550")
     people = [Subscriber(email="ada@example.org"),
               Subscriber(email="bob@example.org", topics=("tech",))]
     built = pipeline.build_digest(cfg, store, now=now, subscribers=people)

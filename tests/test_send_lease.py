@@ -220,7 +220,7 @@ NAIVE = datetime(2025, 3, 14, 7, 0)
     lambda s: s.finish_many(DAY, [Finished(PEOPLE[0], "sent")], "a", now=NAIVE),
     lambda s: s.finish_many(DAY, [Finished(PEOPLE[0], "deferred", next_attempt=NAIVE)], "a",
                             now=T0),
-    lambda s: s.finish(DAY, PEOPLE[0], "sent", now=NAIVE),
+    lambda s: s.finish(DAY, PEOPLE[0], "sent", holder="a", now=NAIVE),
     lambda s: s.plan_deliveries(DAY, [("new@example.com", "all")], now=NAIVE),
     lambda s: s.release_orphans(DAY, lambda _: True, now=NAIVE),
 ], ids=["claim", "renew", "finish_many", "next_attempt", "finish", "plan", "orphans"])

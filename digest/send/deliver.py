@@ -118,7 +118,6 @@ async def deliver(config: Config, store: Store, day: date, outgoing: Iterable[Ou
     smtp = config.smtp
     if smtp.username and password is None:
         password = smtp_password(config)
-    loop = asyncio.get_running_loop()
     clock = clock or SystemClock(now)
     now = clock.now
     run = sendrun.Run(
@@ -129,7 +128,7 @@ async def deliver(config: Config, store: Store, day: date, outgoing: Iterable[Ou
         limiter=_limiter(config, store, clock),
         sender=parseaddr(config.newsletter.from_address)[1],
         queue=asyncio.Queue(maxsize=smtp.connections * 2),
-        deadline=loop.time() + smtp.retry_within_run, lease=smtp.lease,
+        deadline=clock.monotonic() + smtp.retry_within_run, lease=smtp.lease,
     )
     try:
         orphans = await run.journal(store.release_orphans, day, is_dead, now=now())

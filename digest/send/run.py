@@ -71,7 +71,7 @@ class Run:
     limiter: RateLimiter
     sender: str
     queue: asyncio.Queue[Job | None]
-    deadline: float  # loop time after which deferred rows wait for the next run
+    deadline: float  # clock.monotonic() after which deferred rows wait for the next run
     lease: float  # seconds a claim or a renewal holds the rows
     # The earliest end of this run's leases, as it last wrote them: until then no
     # other sender can have taken a held row, so sending needs no journal check.
@@ -83,7 +83,9 @@ class Run:
     deferred: set[str] = field(default_factory=set)  # deferred in this run and still so
     failures: list[tuple[str, str]] = field(default_factory=list)
     held: dict[str, Job] = field(default_factory=dict)  # claimed, outcome not yet known
-    retries: list[tuple[float, int, Job]] = field(default_factory=list)  # heap by due time
+    # heap by due time (clock.monotonic()), the clock the deadline and the journal's
+    # next_attempt are on: a retry falls due when its row is claimable again
+    retries: list[tuple[float, int, Job]] = field(default_factory=list)
     busy: int = 0
     alive: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -127,8 +129,7 @@ def defer(run: Run, job: Job, error: str, delay: timedelta | None = None, *,
     ``attempted``: an SMTP transaction was tried (only those grow the backoff)."""
     if delay is None:
         delay = backoff(run.config.smtp.retry_first, job.attempts)
-    loop = asyncio.get_running_loop()
-    due = loop.time() + delay.total_seconds()
+    due = run.clock.monotonic() + delay.total_seconds()
     record(run, job.item.email, "deferred", error=error, job=job, next_attempt=run.now() + delay,
            attempted=attempted)
     if due <= run.deadline:
@@ -137,7 +138,10 @@ def defer(run: Run, job: Job, error: str, delay: timedelta | None = None, *,
 
 def backoff(first: float, attempts: int) -> timedelta:
     """The wait after the ``attempts``-th try failed temporarily: first, 2x, 4x ... <= 6 h."""
-    return min(timedelta(seconds=first) * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    # In float seconds with the doubling capped: a row deferred run after run for weeks
+    # reaches an ``attempts`` whose 2**n overflows timedelta (and crashed the run).
+    doubled = first * 2.0 ** min(max(attempts - 1, 0), 64)
+    return timedelta(seconds=min(doubled, BACKOFF_MAX.total_seconds()))
 
 
 def record(run: Run, email: str, status: DeliveryStatus, *, message_id: str | None = None,

@@ -6,10 +6,10 @@ and the flusher that group-commits outcomes. ``run_all`` starts and ends them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 from digest.send import lease
 from digest.send.lease import CLAIM_BATCH
@@ -91,10 +91,10 @@ async def _feed(run: Run, items: Iterator[Outgoing]) -> None:
         await _due_retries(run)
         if not (run.retries or run.busy):
             break
-        wait = run.retries[0][0] - asyncio.get_running_loop().time() if run.retries else None
-        if wait is None or wait > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.changed.wait(), wait)
+        if not run.retries:
+            await run.changed.wait()  # a job in flight finishes or defers
+        elif (wait := run.retries[0][0] - run.clock.monotonic()) > 0:
+            await _first(run.changed.wait(), run.clock.sleep(wait))
 
 
 def _hold(run: Run, job: Job) -> Job:
@@ -119,10 +119,21 @@ async def _queue(run: Run, job: Job) -> None:
             return
 
 
+async def _first(*waits: Coroutine[Any, Any, object]) -> None:
+    """Wait until one of ``waits`` is done; cancel the others."""
+    pending = {asyncio.ensure_future(w) for w in waits}
+    try:
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
 async def _due_retries(run: Run) -> None:
-    loop = asyncio.get_running_loop()
     due: list[Job] = []
-    while run.retries and run.retries[0][0] <= loop.time():
+    now = run.clock.monotonic()
+    while run.retries and run.retries[0][0] <= now:
         due.append(heapq.heappop(run.retries)[2])
     if not due:
         return

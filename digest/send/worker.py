@@ -5,7 +5,6 @@ into sent, deferred or failed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -50,12 +49,13 @@ class _Connection:
 
     async def _reopen(self) -> pool.Session:
         # The server worked before: a failed reconnect may be a restart or a burst
-        # limit, so try a few times before this connection gives up.
+        # limit, so try a few times before this connection gives up. The waits are on
+        # the run's clock, like its retries and leases.
         for delay in (0.5, 2.0):
             try:
                 return await pool.open_session(self.run.settings)
             except DeliveryError:
-                await asyncio.sleep(delay)
+                await self.run.clock.sleep(delay)
         return await pool.open_session(self.run.settings)
 
     async def close(self) -> None:

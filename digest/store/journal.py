@@ -143,20 +143,15 @@ class Journal(Base):
                     for email, variant in recipients[i:i + 5000]])
             return int(conn.execute(count).scalar_one()) - before
 
-    def finish(self, day: date, email: str, status: DeliveryStatus, *,
+    def finish(self, day: date, email: str, status: DeliveryStatus, *, holder: str,
                message_id: str | None = None, error: str | None = None,
-               next_attempt: datetime | None = None, now: datetime | None = None) -> None:
-        """Set a row's outcome whoever holds it: for admin and tests, never a sender
-        (a sender records through finish_many, fenced by its lease)."""
-        now = now or utc_now()
-        with self.begin() as conn:
-            conn.execute(
-                update(deliveries)
-                .where((deliveries.c.day == day.isoformat()) & (deliveries.c.email == email))
-                .values(status=status, message_id=message_id, last_error=error,
-                        next_attempt=next_attempt, updated=now, claimed_by=None,
-                        lease_until=None)
-            )
+               next_attempt: datetime | None = None, attempted: bool = False,
+               now: datetime | None = None) -> bool:
+        """Record one row's outcome, only if ``holder`` still holds it (fenced like
+        ``finish_many``, one row); return whether it was recorded. A row never claimed
+        has no holder: claim it first."""
+        row = Finished(email, status, message_id, error, next_attempt, attempted=attempted)
+        return not self.finish_many(day, [row], holder, now=now)
 
     def claim_many(self, day: date, emails: Sequence[str], holder: str,
                    now: datetime | None = None,

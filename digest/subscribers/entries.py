@@ -175,6 +175,8 @@ def remove_entries(text: str, path: Path, address: str) -> str:
                f"EMAIL --list {path.stem}{newline}")
 
     def expect(data: dict[str, Any]) -> None:
+        if not hits:  # nothing removed; a file without any entry has no "subscriber" key
+            return
         data["subscriber"] = [e for i, e in enumerate(data["subscriber"]) if i not in hits]
         if not data["subscriber"]:
             del data["subscriber"]
