@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import DigestError
@@ -53,3 +54,38 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A text file as read: the exact bytes, to compare with just before writing, so an
+    edit never overwrites what a text editor saved meanwhile."""
+
+    path: Path
+    raw: bytes | None  # None: the file does not exist yet
+    text: str  # decoded, BOM removed, line ends as in the file
+    bom: bool
+
+    @property
+    def newline(self) -> str:
+        return "\r\n" if "\r\n" in self.text else "\n"
+
+    def encode(self, text: str) -> bytes:
+        """``text`` as the file would hold it: UTF-8, with the BOM it had."""
+        return (BOM if self.bom else b"") + text.encode("utf-8")
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    """The file as it is now; a missing file is an empty snapshot (raw None).
+
+    Raises UnicodeDecodeError (not UTF-8) and OSError (unreadable): each caller says
+    so in its own words."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Snapshot(path, None, "", False)
+    bom = raw.startswith(BOM)
+    return Snapshot(path, raw, raw[3 if bom else 0:].decode("utf-8"), bom)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from digest.errors import SubscriberError
+from digest.files import BOM
 from digest.subscribers import edit as edits
 from digest.subscribers import roster as subs
 
@@ -109,12 +110,12 @@ def test_add_appends_after_a_blank_line_and_changes_nothing_above(tmp_path: Path
 
 def test_bom_crlf_and_file_mode_survive_an_edit(tmp_path: Path) -> None:
     crlf = COMMENTED.replace("\n", "\r\n").encode()
-    folder, path = folder_with(tmp_path, data=edits.BOM + crlf)
+    folder, path = folder_with(tmp_path, data=BOM + crlf)
     os.chmod(path, 0o640)
     edits.set_status(folder, "cy@example.org", "active")
     raw = path.read_bytes()
-    assert raw.startswith(edits.BOM)
-    assert raw == edits.BOM + crlf.replace(b'status = "paused"', b'status = "active"')
+    assert raw.startswith(BOM)
+    assert raw == BOM + crlf.replace(b'status = "paused"', b'status = "active"')
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     edits.set_status(folder, "bo@example.org", "paused")
     assert b'"world",  # only world news\r\n]\r\nstatus = "paused"\r\n' in path.read_bytes()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from digest.errors import SubscriberError
+from digest.files import BOM
 from digest.subscribers import edit as edits
 from digest.subscribers import entries
 from digest.subscribers import roster as subs
@@ -210,11 +211,11 @@ def test_a_file_that_is_not_utf8_is_refused_unchanged(tmp_path: Path) -> None:
 
 
 def test_snapshots_of_missing_bom_and_crlf_files(tmp_path: Path) -> None:
-    folder = folder_of(tmp_path, bom=edits.BOM + b"# x\r\n", plain=b"# y\n")
+    folder = folder_of(tmp_path, bom=BOM + b"# x\r\n", plain=b"# y\n")
     missing = edits.snapshot(folder / "none.toml")
     assert (missing.raw, missing.text, missing.bom, missing.newline) == (None, "", False, "\n")
     bom = edits.snapshot(folder / "bom.toml")
-    assert (bom.raw, bom.text, bom.bom, bom.newline) == (edits.BOM + b"# x\r\n", "# x\r\n", True,
+    assert (bom.raw, bom.text, bom.bom, bom.newline) == (BOM + b"# x\r\n", "# x\r\n", True,
                                                          "\r\n")
     assert edits.snapshot(folder / "plain.toml").bom is False
 

@@ -35,9 +35,8 @@ from pydantic import ValidationError
 
 from digest.config.sections import ConfigModel
 from digest.errors import BusyError, ConfigError
-from digest.files import write_atomic
+from digest.files import Snapshot, read_snapshot, write_atomic
 
-BOM = b"\xef\xbb\xbf"
 LOCK_WAIT_SECONDS = 10.0
 # The order keys are written in, as the shipped config.toml lists them.
 KEY_ORDER = ("url", "name", "site", "weight", "topics")
@@ -58,35 +57,18 @@ class Block:
     end: int  # body_end plus the blank lines after it
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """config.toml as read: the exact bytes, to compare with just before writing."""
-
-    path: Path
-    raw: bytes
-    text: str  # BOM removed, line ends as in the file
-    bom: bool
-
-    @property
-    def newline(self) -> str:
-        return "\r\n" if "\r\n" in self.text else "\n"
-
-
 def snapshot(path: Path) -> Snapshot:
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found",
-                          hint="pass --config PATH, or run digest from the folder holding "
-                               "config.toml") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    bom = raw.startswith(BOM)
-    try:
-        text = raw[3 if bom else 0:].decode("utf-8")
+        snap = read_snapshot(path)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8", hint="save it as UTF-8 first") from None
-    return Snapshot(path, raw, text, bom)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    if snap.raw is None:
+        raise ConfigError(f"{path}: config file not found",
+                          hint="pass --config PATH, or run digest from the folder holding "
+                               "config.toml")
+    return snap
 
 
 # -- the edits, on text ------------------------------------------------------------
@@ -275,7 +257,7 @@ def edit(path: Path, change: Callable[[str], str], *,
         new = change(snap.text)
         if new == snap.text:
             return False
-        data = (BOM if snap.bom else b"") + new.encode("utf-8")
+        data = snap.encode(new)
         if path.read_bytes() != snap.raw:
             raise ConfigError(f"{path} changed while it was being edited; nothing written",
                               hint="run the command again")

@@ -18,13 +18,12 @@ import functools
 import re
 import tomllib
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from digest.errors import SubscriberError
-from digest.files import write_atomic
+from digest.files import Snapshot, read_snapshot, write_atomic
 from digest.models import MailFormat, SubscriberStatus
 from digest.subscribers.entries import append_entry, matches, remove_entries, set_key
 from digest.subscribers.lock import LOCK_WAIT_SECONDS, folder_lock
@@ -36,7 +35,6 @@ from digest.subscribers.roster import (
     refuse_broken,
 )
 
-BOM = b"\xef\xbb\xbf"
 _LIST_NAME = re.compile(r"[\w][\w.-]*")
 
 
@@ -46,31 +44,11 @@ class FileChanged(SubscriberError):
 
 # -- files ------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Snapshot:
-    """A file as read: the exact bytes, to compare with just before writing."""
-
-    path: Path
-    raw: bytes | None  # None: the file does not exist yet
-    text: str  # decoded, BOM removed, line ends as in the file
-    bom: bool
-
-    @property
-    def newline(self) -> str:
-        return "\r\n" if "\r\n" in self.text else "\n"
-
-
 def snapshot(path: Path) -> Snapshot:
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return Snapshot(path, None, "", False)
-    bom = raw.startswith(BOM)
-    try:
-        text = raw[3 if bom else 0:].decode("utf-8")
+        return read_snapshot(path)
     except UnicodeDecodeError:
         raise SubscriberError(f"{path}: not UTF-8; save it as UTF-8 first") from None
-    return Snapshot(path, raw, text, bom)
 
 
 def commit(snap: Snapshot, text: str) -> None:
@@ -80,7 +58,7 @@ def commit(snap: Snapshot, text: str) -> None:
     caller); the content check catches what the lock cannot: a text editor's save.
     """
     path = snap.path
-    data = (BOM if snap.bom else b"") + text.encode("utf-8")
+    data = snap.encode(text)
     with folder_lock(path.parent):
         try:
             current: bytes | None = path.read_bytes()
