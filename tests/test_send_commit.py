@@ -8,12 +8,19 @@ a real SQLite file, the manual clock: nothing here waits for time to pass."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from digest.models import Delivery
 from digest.send.deliver import deliver
+from digest.store.facade import Finished, Store
+from tests.peers import SmtpServer, _Handler
 from tests.test_send import DAY, config, outgoing, smtp
 from tests.test_send_lease import PEOPLE, T0, ManualClock, committing, journal, rows
 
@@ -91,3 +98,66 @@ async def test_an_accepted_message_is_committed_once_5_ms_have_passed_not_before
     assert (report.sent, report.failed) == (len(PEOPLE), 0)
     assert sorted(r.rcpt_tos[0] for r in server.received) == sorted(PEOPLE)
     assert {d.status for d in rows(journal).values()} == {"sent"}
+
+
+class Recording(Store):
+    """The real store, keeping which rows each group commit carried."""
+
+    commits: list[list[str]]
+    committed: asyncio.Event
+
+    def finish_many(self, day: date, rows: list[Finished], *args: Any, **kwargs: Any) -> list[str]:
+        lost = super().finish_many(day, rows, *args, **kwargs)
+        self.commits.append([r.email for r in rows])
+        self.committed.set()
+        return lost
+
+
+@pytest.mark.timeout(30)
+async def test_replies_within_5_ms_share_one_transaction(tmp_path: Path, journal: Path) -> None:
+    """Two connections' replies at the same clock time, a third message held at the
+    server so the run goes on: 5 ms on, one commit carries both outcomes."""
+    gate, here, entered = threading.Event(), asyncio.get_running_loop(), asyncio.Event()
+    first, second, held = PEOPLE[:3]
+
+    @dataclass
+    class Holding(_Handler):
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            if held in envelope.rcpt_tos:  # its reply waits for the test
+                here.call_soon_threadsafe(entered.set)
+                await asyncio.get_running_loop().run_in_executor(None, gate.wait)
+            return await super().handle_DATA(server, session, envelope)
+
+    sent: list[str] = []
+    both = asyncio.Event()
+
+    def seen(d: Delivery) -> None:
+        sent.append(d.email)
+        if {first, second} <= set(sent):
+            both.set()
+
+    clock = ManualClock(T0)
+    store = Recording.open(journal)
+    assert isinstance(store, Recording)
+    store.commits, store.committed = [], asyncio.Event()
+    server = SmtpServer(handler=Holding())
+    try:
+        with server:
+            cfg = config(tmp_path, server.port, connections=2)
+            run = asyncio.create_task(deliver(cfg, store, DAY, outgoing([first, second, held]),
+                                              clock=clock, on_progress=seen))
+            await entered.wait()
+            await both.wait()
+            await commit_or_wait(clock, store.committed)
+            assert store.commits == [] and not run.done()
+            clock.advance(COMMIT_WAIT + ROUNDING)
+            await commit_or_wait(clock, store.committed)
+            assert [sorted(c) for c in store.commits] == [sorted([first, second])]
+            assert {e: rows(journal)[e].status for e in (first, second, held)} == {
+                first: "sent", second: "sent", held: "sending"}
+            gate.set()
+            await clock.run(run)
+    finally:
+        gate.set()
+        store.close()
+    assert run.result().sent == 3
