@@ -20,6 +20,7 @@ from sqlalchemy import select
 from digest.errors import DeliveryError
 from digest.models import Delivery
 from digest.send.deliver import deliver
+from digest.send.tasks import FLUSH_AFTER
 from digest.store.facade import Finished, Store
 from digest.store.schema import deliveries
 from tests.peers import free_port
@@ -103,6 +104,14 @@ def committing(db: Path) -> Committing:
     return store
 
 
+async def let_commit(clock: ManualClock, store: Committing) -> None:
+    """Let the outcomes recorded so far reach the journal: the group commit waits
+    FLUSH_AFTER on the run's clock (tests/test_send_commit.py holds that wait)."""
+    await clock.until(lambda: any(s == FLUSH_AFTER for _, s, _ in clock.sleepers))
+    clock.advance(FLUSH_AFTER)
+    await store.committed.wait()
+
+
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Path]:
     db = tmp_path / "digest.db"
@@ -134,9 +143,9 @@ async def test_a_sender_held_past_its_lease_loses_its_rows_and_sends_none_of_the
         a = asyncio.create_task(deliver(cfg_a, a_store, DAY, outgoing(PEOPLE), worker="a",
                                         clock=clock))
         # A sent its first message and waits ~10 s for the next slot (its keeper's
-        # sleep is the 40 s one).
-        await clock.until(lambda: any(s < 30 for _, s, _ in clock.sleepers) or a.done())
-        await a_store.committed.wait()  # its outcome is in, as a stopped process's would be
+        # sleep is the 40 s one, its group commit's a few ms).
+        await clock.until(lambda: any(1 < s < 30 for _, s, _ in clock.sleepers) or a.done())
+        await let_commit(clock, a_store)  # its outcome is in, as a stopped process's would be
         assert not a.done() and len(server.received) == 1
         claimed = {e for e, d in rows(journal).items() if d.status in ("sending", "sent")}
         # Sized to the rate: at one message per 10 s, 7 fit in half a lease (60 s):
@@ -170,7 +179,7 @@ async def test_a_live_sender_renews_its_lease_while_it_waits(
         a = asyncio.create_task(deliver(cfg_a, a_store, DAY, outgoing(PEOPLE), worker="a",
                                         clock=clock))
         await clock.until(lambda: any(150 < s < 250 for _, s, _ in clock.sleepers) or a.done())
-        await a_store.committed.wait()
+        await let_commit(clock, a_store)
         claimed = {e for e, d in rows(journal).items() if d.status in ("sending", "sent")}
         assert not a.done() and len(claimed) == 2  # one per 200 s: one sent, one waits
         for _ in range(19):  # 190 s (past the lease, short of A's next slot), all awake

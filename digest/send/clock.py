@@ -1,6 +1,7 @@
 """The time a send runs on: wall time for the journal (leases, backoff), a monotonic
-reading and a sleep for the rate limiter and the lease keeper. Passed in, so a test
-can hold a sender past its lease without waiting for it."""
+reading and a sleep for the rate limiter, the lease keeper, retries, reconnects and
+the group commit's wait. Passed in, so a test can hold a sender past its lease, or
+an outcome short of its commit, without waiting for it."""
 
 from __future__ import annotations
 

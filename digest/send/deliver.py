@@ -7,7 +7,7 @@ recipient in one transaction; here rows are claimed in small batches just before
 their messages are built, under a lease (``digest.send.lease``: renewed while held,
 checked before DATA, outcomes recorded only by the holder), and outcomes are
 group-committed (one transaction for the replies that arrive within
-``tasks.FLUSH_AFTER``). A message can only be repeated if the process dies after
+``tasks.FLUSH_AFTER`` on the run's clock). A message can only be repeated if the process dies after
 DATA went out and before its outcome was committed: those rows are still 'sending',
 and the next run takes them back at once if the process that held them is gone
 (``Store.release_orphans``), or when their lease runs out.

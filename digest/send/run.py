@@ -99,7 +99,8 @@ class Run:
     error: Exception | None = None  # raised by a builder: re-raised once the run has stopped
     lost: DeliveryError | None = None  # a later connection failure (server went away)
     stopped: bool = False
-    closing: bool = False  # the run is over: the flusher commits what is left and ends
+    # The run is over: the flusher commits what is left, at once, and ends.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
     seq: Iterator[int] = field(default_factory=itertools.count)
 
     def now(self) -> datetime:
