@@ -40,9 +40,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "journal": (["digest/store/journal.py"],
                 ["tests/test_journal.py", "tests/test_send_lease.py", "tests/test_send.py",
                  "tests/test_send_faults.py"]),
-    "send": (["digest/send/run.py"],
+    "send": (["digest/send/run.py", "digest/send/tasks.py"],
              ["tests/test_send.py", "tests/test_send_faults.py", "tests/test_send_lease.py",
-              "tests/test_send_retry.py", "tests/test_send_run.py"]),
+              "tests/test_send_retry.py", "tests/test_send_run.py",
+              "tests/test_send_commit.py"]),
 }
 COPY = ["digest", "tests", "templates", "feeds", "subscribers", "config.toml", "README.md"]
 KILLED = {"killed", "timeout", "caught by type check"}
