@@ -194,6 +194,8 @@ def _item(config: Config, e: Edition) -> str:
 
 
 def _nav(config: Config, number: int, pages: int) -> str:
+    if pages == 1:
+        return ""
     base = f"{config.newsletter.base_url}/archive"
     links = []
     if number > 1:
