@@ -35,6 +35,15 @@ class Finished:
     attempted: bool = False
 
 
+@dataclass(frozen=True)
+class FrozenVariant:
+    """One stored variant of a frozen day's digest, as the archive reads it."""
+
+    day: date
+    frozen: datetime  # when it was saved: sending began
+    rendered: Rendered
+
+
 class Journal(Base):
     """Frozen digests, what they carried, and who was sent what."""
 
@@ -121,6 +130,23 @@ class Journal(Base):
         q = select(digests.c.day).distinct().order_by(digests.c.day.desc())
         with self.begin() as conn:
             return [date.fromisoformat(r[0]) for r in conn.execute(q)]
+
+    def frozen_variants(self, days: int, skip: int = 0) -> list[FrozenVariant]:
+        """Every stored variant of the ``days`` newest frozen days after the ``skip``
+        newest, newest day first (one archive page, in one query). What a web page
+        shows only: the MJML source and the text part are left empty."""
+        c = digests.c
+        page = (select(c.day).distinct().order_by(c.day.desc())
+                .limit(days).offset(skip).scalar_subquery())
+        q = (select(c.day, c.variant, c.subject, c.preheader, c.html, c.created)
+             .where(c.day.in_(page)).order_by(c.day.desc(), c.id))
+        with self.begin() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [FrozenVariant(
+            day=date.fromisoformat(r["day"]), frozen=r["created"],
+            rendered=Rendered(variant=r["variant"], subject=r["subject"],
+                              preheader=r["preheader"], mjml="", html=r["html"], text=""))
+            for r in rows]
 
     # -- delivery journal --------------------------------------------------
     def plan_deliveries(self, day: date, recipients: Sequence[tuple[str, str]],

@@ -10,7 +10,11 @@
   why or about any address.
 - ``GET /view/DAY`` is the web version of the digest sent that day (the footer's
   "view in your browser"), from the frozen copy in the store, with every personal
-  field replaced by a neutral one.
+  field replaced by a neutral one (``?zone=Asia/Tokyo``: that time-zone group's
+  edition, when the day had several).
+- ``GET /archive`` lists the past editions, newest first (``?page=N``), and
+  ``GET /feed.xml`` publishes the newest as an Atom feed, each entry the web version
+  (digest.web.archive); the feed answers a conditional GET with 304.
 
 It faces the internet, so nothing a client does may hold it: a client too slow to
 send its request is dropped (http_deadlines), connections beyond ``[serve]
@@ -29,7 +33,7 @@ import logging
 import math
 import socket
 import string
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -47,11 +51,11 @@ from digest.errors import BusyError, DigestError
 from digest.listen import bind_listener
 from digest.mail import tokens
 from digest.mail.message import from_domain
-from digest.models import Personal, Rendered
-from digest.render import variant as render
 from digest.store.facade import Store, is_busy
 from digest.subscribers import admin
+from digest.web import archive
 from digest.web import deadlines as http_deadlines
+from digest.web.archive import pick_variant, web_version
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +81,12 @@ _VIEW_HEADERS = {
                                "style-src 'unsafe-inline'; font-src https: data:; "
                                "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
 }
-# Stands in for the address in "You receive this email because {email} subscribed".
-_SOMEONE = {"en": "a reader", "de": "jemand"}
+# The feed is public and changes once a day: readers may cache it; it runs nothing.
+_FEED_HEADERS = {
+    "Cache-Control": "public, max-age=300",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
 # Unsubscribes that may wait on a lock at once: the rest of Starlette's worker
 # threads (40) stay free for pages, so a held lock never starves them.
 WRITERS = 4
@@ -140,7 +148,14 @@ def create_app(config: Config, *, store: Store | None = None,
                      f'<a href="mailto:{_e(site.mailto)}">{_e(site.mailto)}</a>.</p>')
 
     async def view(request: Request) -> Response:
-        return await _reading(site, _view, site, request.path_params["day"])
+        return await _reading(site, _view, site, request.path_params["day"],
+                              request.query_params.get("zone"))
+
+    async def past_editions(request: Request) -> Response:
+        return await _reading(site, _archive, site, request.query_params.get("page"))
+
+    async def atom_feed(request: Request) -> Response:
+        return await _reading(site, _feed, site, request.headers)
 
     async def index(request: Request) -> Response:
         return await _reading(site, _index, site)
@@ -155,6 +170,8 @@ def create_app(config: Config, *, store: Store | None = None,
         Route("/unsubscribe", unsubscribe_help),
         Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
         Route("/view/{day}", view),
+        Route("/archive", past_editions),
+        Route("/feed.xml", atom_feed),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 
@@ -270,41 +287,35 @@ def _unsubscribe(site: Site, token: str, one_click: bool) -> Response:
                  f"more emails from {_e(site.name)}.</p>")
 
 
-# -- the web version ---------------------------------------------------------------
+# -- the web version and the archive ------------------------------------------------
 
-def pick_variant(stored: list[Rendered]) -> Rendered | None:
-    """The everything-edition of the day: 'all' (of the newsletter's own time zone first)."""
-    for test in (lambda v: v == "all", lambda v: v.endswith("|all"), lambda v: True):
-        found = next((r for r in stored if test(r.variant)), None)
-        if found is not None:
-            return found
-    return None
-
-
-def web_version(config: Config, rendered: Rendered, day: date) -> str:
-    """The variant's HTML with neutral personal fields: nobody's name, address or token."""
-    nl = config.newsletter
-    personal = Personal(
-        email=_SOMEONE.get(nl.language, _SOMEONE["en"]),
-        name=render.STRINGS[nl.language]["reader"],
-        unsubscribe_url=f"{nl.base_url}/unsubscribe",
-        unsubscribe_mailto=nl.unsubscribe_mailto or f"unsubscribe@{from_domain(config)}",
-        view_url=f"{nl.base_url}/view/{day.isoformat()}",
-        timezone=config.schedule.timezone,  # a web page has no reader's zone: the list's own
-    )
-    page, _text = render.personalise(rendered, personal)
-    return page
-
-
-def _view(site: Site, raw_day: str) -> Response:
+def _view(site: Site, raw_day: str, zone: str | None) -> Response:
     try:
         day = date.fromisoformat(raw_day)
     except ValueError:
         day = None
-    rendered = pick_variant(site.store.load_digest(day)) if day else None
+    rendered = archive.pick_edition(site.store.load_digest(day), zone) if day else None
     if day is None or rendered is None:
         return _page(site, "Not found", "<p>There is no digest for that day.</p>", status=404)
-    return HTMLResponse(web_version(site.config, rendered, day), headers=_VIEW_HEADERS)
+    return HTMLResponse(web_version(site.config, rendered, day, zone=zone),
+                        headers=_VIEW_HEADERS)
+
+
+def _archive(site: Site, raw_page: str | None) -> Response:
+    found = archive.archive_page(site.config, site.store, raw_page)
+    if found is None:
+        return _page(site, "Not found", "<p>There is no such page of past editions.</p>",
+                     status=404)
+    return _page(site, found.title, found.body)
+
+
+def _feed(site: Site, asked: Mapping[str, str]) -> Response:
+    made = archive.feed(site.config, site.store)
+    headers = {**_FEED_HEADERS, **made.headers()}
+    if made.fresh_for(asked):
+        return Response(status_code=304, headers=headers)
+    return Response(made.body, media_type="application/atom+xml; charset=utf-8",
+                    headers=headers)
 
 
 def _index(site: Site) -> Response:
