@@ -81,11 +81,11 @@ class Desk(Base):
         return when
 
     # -- runs held for approval ---------------------------------------------------
-    def hold(self, day: date, group: str, now: datetime) -> datetime:
+    def hold(self, day: date, group: str, now: datetime, run: str = "") -> datetime:
         """Record that the group's run for ``day`` waits for approval; since when."""
         with self.begin() as conn:
             conn.execute(self.dialect.insert(desk_holds).values(
-                day=day.isoformat(), grp=group, since=now).on_conflict_do_nothing())
+                day=day.isoformat(), grp=group, since=now, run=run).on_conflict_do_nothing())
             since = conn.execute(select(desk_holds.c.since).where(
                 desk_holds.c.day == day.isoformat(), desk_holds.c.grp == group)).scalar_one()
         assert isinstance(since, datetime)
@@ -98,12 +98,12 @@ class Desk(Base):
                 c.day == day.isoformat(), c.grp == group, c.released.is_(None)).values(
                 released=now, outcome=outcome))
 
-    def waiting(self) -> list[tuple[date, str, datetime]]:
-        """Runs held for approval and not released: (day, group, since)."""
+    def waiting(self) -> list[dict[str, Any]]:
+        """Runs held for approval and not released (day, grp, since, run), oldest first."""
         c = desk_holds.c
-        q = select(c.day, c.grp, c.since).where(c.released.is_(None)).order_by(c.since)
+        q = select(desk_holds).where(c.released.is_(None)).order_by(c.since)
         with self.begin() as conn:
-            return [(date.fromisoformat(d), g, s) for d, g, s in conn.execute(q).all()]
+            return [dict(r) for r in conn.execute(q).mappings()]
 
     def held(self, day: date, group: str = "") -> dict[str, Any] | None:
         c = desk_holds.c

@@ -238,6 +238,7 @@ desk_holds = Table(
     Column("day", String(10), primary_key=True),
     Column("grp", Text, primary_key=True),
     Column("since", UTCDateTime, nullable=False),
+    Column("run", String(32), nullable=False, default=""),  # its row in runs (status)
     Column("released", UTCDateTime),
     Column("outcome", String(16)),  # approved | deadline-send | deadline-skip
 )
