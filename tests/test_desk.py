@@ -147,9 +147,10 @@ def test_edits_refused_once_the_edition_is_frozen(tmp_path: Path, feed_server: F
 
 # -- the real day: an edit follows its story when other outlets join it -----------
 
-NEWS = ["washington-post-world.xml", "cbs-world.xml", "npr-world.xml", "the-week.xml"]
-# The Post's report of the Geneva Iran talks: at 07:00 CBS News has joined its story.
-IRAN = "https://www.washingtonpost.com/world/2026/02/17/iran-talks-geneva-nuclear-trump/"
+NEWS = ["cbs-world.xml", "washington-post-world.xml", "npr-world.xml", "the-week.xml"]
+# CBS News on the Geneva Iran talks: at 07:00 the Post's report joins the story and
+# leads it, so neither the story's lead nor its lead's URL can carry the edits.
+IRAN = "https://www.cbsnews.com/news/us-iran-talks-geneva-trump-military-threat/"
 
 
 def test_edits_follow_a_story_through_a_later_collect(tmp_path: Path) -> None:
@@ -170,6 +171,7 @@ def test_edits_follow_a_story_through_a_later_collect(tmp_path: Path) -> None:
     lead = edition(view)[0]
     assert lead["id"] == iran["id"]  # the same id, and the edits still hold
     assert IRAN in lead["articles"] and len(lead["articles"]) > 1
+    assert lead["source"] == "washingtonpost.com" and lead["url"] != IRAN  # a new lead
     assert lead["title"] == "Iran talks go on in Geneva" and lead["edited"]
     assert view["gone"] == []
     ranked = json.loads(run(config, "rank", "--json", "--all", at="2026-02-18 07:01:00").stdout)
