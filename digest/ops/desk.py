@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest import pipeline
 from digest.config import Config
@@ -46,6 +47,16 @@ class Day:
 
 
 def day_for(config: Config, now: datetime, day: date | None, group: str) -> Day:
+    """The edition named by --day and --group; the schedule's own zone is the default
+    edition (""), as pipeline.group_of files its subscribers."""
+    group = "" if group in ("", config.schedule.timezone) else group
+    if group:
+        try:
+            ZoneInfo(group)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UnknownStory(f"--group {group!r}: not an IANA time zone",
+                               hint="e.g. Asia/Tokyo; `digest schedule` lists the groups"
+                               ) from None
     return Day(day or pipeline.today(config, now, group), group, now)
 
 
