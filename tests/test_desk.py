@@ -176,6 +176,10 @@ def test_edits_follow_a_story_through_a_later_collect(tmp_path: Path) -> None:
     assert view["gone"] == []
     ranked = json.loads(run(config, "rank", "--json", "--all", at="2026-02-18 07:01:00").stdout)
     assert iran["id"] in [s["id"] for s in ranked]
+    # Days later the story has aged out of the window: the desk says its edits are gone.
+    later = run(config, "desk", "show", "--day", "2026-02-18", at="2026-02-21 07:00:00").stdout
+    assert f"gone: the pinned edit on {iran['id']}" in later
+    assert f"gone: the headline edit on {iran['id']}" in later
 
 
 # -- the pure parts ---------------------------------------------------------------
