@@ -64,3 +64,14 @@ class StoreBusy(StoreError, BusyError):
     """
 
     exit_code = 1
+
+
+class DeskError(DigestError):
+    """A desk edit that cannot be made: today's edition is already going out, an
+    unknown section, an empty headline."""
+
+
+class UnknownStory(DeskError):
+    """A story id (or article URL) not in the day's stories. Exit 2, like a bad option."""
+
+    exit_code = 2

@@ -125,6 +125,9 @@ class Selection:
 
     day: date
     sections: tuple[Section, ...]
+    # The editor's note for the top of the edition (digest desk note): the small
+    # Markdown subset digest.render.note reads; "" for none.
+    note: str = ""
 
     @property
     def stories(self) -> tuple[Story, ...]:
@@ -134,6 +137,32 @@ class Selection:
     def lead(self) -> Story | None:
         stories = self.stories
         return stories[0] if stories else None
+
+
+EditKind = Literal["pin", "drop", "drop_article", "lead", "move", "headline", "blurb",
+                   "note", "reset", "approve"]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One editor's change to one day's edition (digest desk), as the store keeps it.
+
+    ``anchor`` is the URL the edit was made on (the story's earliest member, or the
+    article dropped); ``members`` every member URL of the story then: the edit follows
+    the story through later collects by these, not by its id.
+    """
+
+    kind: EditKind
+    day: date
+    group: str = ""
+    story: str = ""  # the story's id when the edit was made, for show and log
+    anchor: str = ""
+    members: tuple[str, ...] = ()
+    text: str = ""  # headline, blurb, note; the section title for move
+    position: int | None = None  # pin --at N (1 = the lead)
+    by: str = ""
+    at: datetime | None = None
+    id: int | None = None  # row id once stored
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,7 @@ def rank_day(config: Config, store: Store, *, now: datetime, day: date | None = 
 def build_digest(config: Config, store: Store, *, now: datetime,
                  subscribers: Sequence[Subscriber] = (), group: str = "") -> Digest:
     """Rank and render today's digest without saving it (preview uses this too)."""
+    from digest.rank import desk
     from digest.rank import select as ranker
     from digest.render import variant as render
 
@@ -175,9 +176,14 @@ def build_digest(config: Config, store: Store, *, now: datetime,
         readers.setdefault(ranker.variant_key(s), []).append(s.email)
     # Nobody gets an article a digest already sent them: each variant leaves out
     # what its own readers were sent on earlier days (store.sent_to).
-    selections = {key: ranker.for_variant(ranked, config, key, now=now,
-                                          exclude=store.sent_to(emails, before=day))
+    sent = {key: store.sent_to(emails, before=day) for key, emails in readers.items()}
+    selections = {key: ranker.for_variant(ranked, config, key, now=now, exclude=sent[key])
                   for key, emails in sorted(readers.items())}
+    edits = store.edits(day, group)
+    if edits:  # the editor's desk shapes the day (digest.rank.desk), every variant alike
+        selections = {key: desk.apply(sel, ranked.stories, edits,
+                                      exclude=frozenset(sent[key])).selection
+                      for key, sel in selections.items()}
     quiet = frozenset(key for key, sel in selections.items() if not sel.stories)
     selections = {key: sel for key, sel in selections.items() if sel.stories}
     if not selections:

@@ -89,6 +89,18 @@ class ScheduleConfig(_Section):
     """Days to send on: mon..sun."""
     misfire_grace_minutes: int = Field(default=60, ge=0)
     """A run missed (daemon down) by less than this still goes out, once."""
+    approval: Literal["none", "required"] = "none"
+    """"required": a scheduled send waits for `digest desk approve` (see the desk)."""
+    approval_deadline: str = ""
+    """Local HH:MM after which an unapproved edition is sent or skipped (on_deadline);
+    empty: it waits until its day ends, then on_deadline applies."""
+    on_deadline: Literal["send", "skip"] = "skip"
+    """What an edition still unapproved at the deadline does: go out, or not at all."""
+
+    @field_validator("approval_deadline")
+    @classmethod
+    def _deadline(cls, v: str) -> str:
+        return cls._time(v) if v else v
 
     @field_validator("time")
     @classmethod

@@ -30,11 +30,13 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from digest import config as configuration
 from digest import lifecycle, pipeline, runlog
 from digest.config import Config
 from digest.errors import DigestError
+from digest.ops import approval
 from digest.ops.lock import DaemonLock
 
 log = logging.getLogger(__name__)
@@ -155,17 +157,10 @@ def run_group(config_path: str, group: str, now: datetime | None = None) -> None
                 log.warning("group %s: %s", label, decision.reason)
                 _record_skip(config, run_id, group, now, decision.reason)
                 return
+            if not approval.admit(config, group, now, run_id):
+                return  # held for the desk's approval (check_holds looks again), or skipped
             log.info("group %s: run starts (%s)", label, decision.reason)
-            from digest.send import deliver as sender
-
-            report = pipeline.run_once(config, now=now, password=sender.smtp_password(config),
-                                       group=group, kind="scheduled")
-            if report.nothing_new:
-                log.info("group %s: nothing new since the last digest; no email", label)
-            else:
-                s = report.send
-                log.info("group %s: sent %d of %d, %d deferred, %d failed", label, s.sent,
-                         s.total, s.deferred, s.failed)
+            send_now(config, group, now)
         except lifecycle.Stopping:
             log.warning("group %s: stopped by signal; the rest stays pending for the next run",
                         group or "default")
@@ -174,6 +169,21 @@ def run_group(config_path: str, group: str, now: datetime | None = None) -> None
             log.error("group %s: run failed: %s", group or "default", e)
         except Exception:
             log.exception("group %s: run crashed (a bug; please report it)", group or "default")
+
+
+def send_now(config: Config, group: str, now: datetime) -> None:
+    """The group's cycle, now: collect, rank, render, send (and say how it went)."""
+    from digest.send import deliver as sender
+
+    label = group_label(config, group)
+    report = pipeline.run_once(config, now=now, password=sender.smtp_password(config),
+                               group=group, kind="scheduled")
+    if report.nothing_new:
+        log.info("group %s: nothing new since the last digest; no email", label)
+    else:
+        s = report.send
+        log.info("group %s: sent %d of %d, %d deferred, %d failed", label, s.sent,
+                 s.total, s.deferred, s.failed)
 
 
 def _record_skip(config: Config, run_id: str, group: str, now: datetime, why: str) -> None:
@@ -225,6 +235,20 @@ class Daemon:
                                    replace_existing=True)
             if job is None:
                 self._catch_up(group)
+        self._watch_holds()
+
+    def _watch_holds(self) -> None:
+        # Held runs (approval = "required") are looked at on a short interval by a job
+        # of their own: the one worker thread never waits inside a run.
+        job = self.scheduler.get_job(approval.JOB_ID)
+        if self.config.schedule.approval != "required":
+            if job is not None:
+                job.remove()
+            return
+        if job is None:
+            self.scheduler.add_job(approval.check_holds, IntervalTrigger(
+                seconds=approval.APPROVAL_POLL), args=[self.config_path], id=approval.JOB_ID,
+                name="approval check", replace_existing=True)
 
     def _catch_up(self, group: str) -> None:
         """A new job only looks forward; if today's run time has just passed (within

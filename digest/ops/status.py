@@ -77,6 +77,11 @@ def print_runs(rows: list[dict[str, Any]]) -> None:
         report.console.print("no runs yet: run `digest run --once`, or start the daemon with "
                              "`digest run`")
         return
+    for r in rows:
+        if r["status"] == "waiting":  # held for the desk (digest.ops.approval)
+            report.console.print(f"group {_cell('group', r['group'])} {r['day']}: "
+                                 f"{report.safe(r['note'] or 'waiting for approval')} "
+                                 "(`digest desk approve`)")
     cols = ("started", "finished", "group", "kind", "status", "collected", "selected", "sent",
             "deferred", "failed", "note")
     # Narrow terminals lose the columns an operator reads least (in this order).

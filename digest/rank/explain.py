@@ -13,6 +13,7 @@ from rich.text import Text
 
 from digest.console import Column, cell, safe, table
 from digest.models import Story
+from digest.rank.desk import story_id
 from digest.rank.select import Ranked
 
 console = Console()
@@ -75,6 +76,7 @@ def show(ranked: Ranked, *, every: bool = False, explain: bool = False) -> None:
         for n, story in enumerate(stories, start=1):
             section = where.get(id(story), "not selected")
             console.print(Text.assemble((f"{n}. {safe(story.lead.title)}", "bold"), "  ",
+                                        (f"[{story_id(story)}]", "cyan"), "  ",
                                         (f"({safe(section)})", "dim")))
             console.print(f"   score: {formula(story)}", markup=False)
             for line in details(story):
@@ -88,13 +90,13 @@ def show(ranked: Ranked, *, every: bool = False, explain: bool = False) -> None:
                 console.print(cell(f"   {mark}: {a.source} · {when} · "
                                    f"{a.title} <{a.url}>"), overflow="fold")
     elif stories:
-        columns = [Column("section"), Column("score", right=True), Column("story"),
-                   Column("source"), Column("also", drop=1)]
+        columns = [Column("section"), Column("id", whole=True), Column("score", right=True),
+                   Column("story"), Column("source"), Column("also", drop=1)]
         rows = []
         last = None
         for story in stories:
             section = where.get(id(story), "—")
-            rows.append((section if section != last else "", f"{story.score:.3f}",
+            rows.append((section if section != last else "", story_id(story), f"{story.score:.3f}",
                          story.lead.title, story.lead.source, ", ".join(story.also_reported_by)))
             last = section
         console.print(table(f"{'Stories' if every else 'Selection'} for "
@@ -112,6 +114,7 @@ def show(ranked: Ranked, *, every: bool = False, explain: bool = False) -> None:
 
 def story_json(story: Story, sections: Sequence[str]) -> dict[str, Any]:
     return {
+        "id": story_id(story),  # stable through the day's collects: digest.rank.desk
         "title": story.lead.title,
         "url": story.lead.url,
         "source": story.lead.source,

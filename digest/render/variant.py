@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from digest.config import Config
 from digest.models import Article, Rendered, Section, Selection, Story
-from digest.render import when
+from digest.render import note, when
 from digest.render.filters import (
     FILTERS,
     SUMMARY_LIMITS,
@@ -199,6 +199,9 @@ def _context(selection: Selection, config: Config, variant: str, now: datetime
         "lead": lead,
         "sections": sections,
         "story_count": len(selection.stories),
+        # The editor's note (digest desk note): markup made by render.note alone.
+        "note_html": note.to_html(selection.note),
+        "note_text": note.to_text(selection.note),
         # Tokens, never real data: the variant is shared by every subscriber.
         "personal": dict(PLACEHOLDERS),
         "manage_url": _manage_url(config, t["manage_subject"]),

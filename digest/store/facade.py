@@ -14,6 +14,7 @@ from pathlib import Path
 from digest.errors import StoreError
 from digest.store import dbfile
 from digest.store.articles import Articles, FeedOutcome, FeedState
+from digest.store.desk import Desk
 from digest.store.dialect import SQLite, is_busy
 from digest.store.journal import Finished, Journal
 from digest.store.runs import Runs
@@ -23,7 +24,7 @@ from digest.store.suppressions import Suppressions
 __all__ = ["FeedOutcome", "FeedState", "Finished", "Store", "is_busy"]
 
 
-class Store(Articles, Journal, Runs, Suppressions):
+class Store(Articles, Desk, Journal, Runs, Suppressions):
     """All database access goes through here; no SQL elsewhere."""
 
     @classmethod

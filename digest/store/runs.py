@@ -58,10 +58,12 @@ class Runs(Base):
 
     # -- runs (what `digest status` shows) -----------------------------------
     def start_run(self, run_id: str, *, group: str, day: date, kind: str,
-                  now: datetime | None = None) -> None:
+                  now: datetime | None = None, status: str = "running",
+                  note: str | None = None) -> None:
+        """``status`` "waiting" (with its note) for a run held for the desk's approval."""
         with self.begin() as conn:
             conn.execute(insert(runs).values(id=run_id, grp=group, day=day.isoformat(), kind=kind,
-                                             started=now or utc_now(), status="running"))
+                                             started=now or utc_now(), status=status, note=note))
 
     def finish_run(self, run_id: str, *, status: str, now: datetime | None = None,
                    note: str | None = None, **counts: int) -> None:

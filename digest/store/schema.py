@@ -32,7 +32,7 @@ from digest.errors import StoreError
 if TYPE_CHECKING:
     from digest.store.dialect import Dialect
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -211,6 +211,38 @@ retired_secrets = Table(
     Column("retired_on", String(10), nullable=False),
 )
 
+# v5 (the desk): the editor's changes to one day's edition, one row each, never
+# updated but to mark them reset (``cleared``); `digest desk log` reads them all.
+desk_edits = Table(
+    "desk_edits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("day", String(10), nullable=False, index=True),
+    Column("grp", Text, nullable=False, default=""),
+    Column("kind", String(16), nullable=False),
+    Column("story", String(16), nullable=False, default=""),
+    Column("anchor", Text, nullable=False, default=""),
+    Column("members", Text, nullable=False, default="[]"),  # JSON list of URLs
+    Column("text", Text, nullable=False, default=""),
+    Column("position", Integer),
+    Column("by", Text, nullable=False, default=""),
+    Column("at", UTCDateTime, nullable=False),
+    Column("cleared", UTCDateTime),  # when a reset undid it
+)
+
+# v5: a scheduled run held for the editor's approval (approval = "required"): since
+# when it waits, and how it ended (approved, sent at the deadline, skipped).
+desk_holds = Table(
+    "desk_holds",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("grp", Text, primary_key=True),
+    Column("since", UTCDateTime, nullable=False),
+    Column("run", String(32), nullable=False, default=""),  # its row in runs (status)
+    Column("released", UTCDateTime),
+    Column("outcome", String(16)),  # approved | deadline-send | deadline-skip
+)
+
 # version -> SQL run to reach it from the version before. Version 1 is create_all.
 MIGRATIONS: dict[int, Sequence[str]] = {
     2: [f"ALTER TABLE feeds ADD COLUMN {c}" for c in (
@@ -230,6 +262,8 @@ MIGRATIONS: dict[int, Sequence[str]] = {
         "UPDATE articles SET dated = 0 WHERE published = first_seen",
         "UPDATE articles SET backlog = 1 WHERE dated = 0 AND first_seen = (SELECT"
         " MIN(b.first_seen) FROM articles AS b WHERE b.feed_url = articles.feed_url)"],
+    # The desk's two tables are new: create_all makes them in an older file.
+    5: [],
 }
 
 
