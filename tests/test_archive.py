@@ -20,7 +20,7 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -28,6 +28,7 @@ from digest import config as config_mod
 from digest import pipeline
 from digest.config import Config
 from digest.models import Rendered, Subscriber
+from digest.render.personal import TOKEN_MARK
 from digest.web import archive
 from tests.peers import FeedServer, SmtpServer
 from tests.test_serve_limits import Dribble, Threaded, _connect, limits, wait_closed
@@ -346,6 +347,10 @@ def demo_config() -> Config:
 @settings(max_examples=200, deadline=None)
 @given(subject=st.text())
 def test_any_text_makes_a_well_formed_feed(subject: str) -> None:
+    # The web version fills personal placeholders with neutral words by design; render
+    # strips them from every outside text first (tests/test_hostile_mail.py), so an
+    # edition never holds one that was not digest's own.
+    assume(TOKEN_MARK not in subject)
     edition = archive.Edition(day=DAY, group="", frozen=NOW, primary=True, rendered=Rendered(
         variant="all", subject=subject, preheader=subject, mjml="", html=subject, text=""))
     body = archive.atom(demo_config(), [replace(edition)], NOW)

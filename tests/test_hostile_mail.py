@@ -144,3 +144,22 @@ def test_the_preview_eml_keeps_the_header_block(project: tuple[Path, FeedServer]
                             timeout=30)
             assert got.status_code == 200, got.text
             check(got.content, reader, name)
+
+
+def test_an_editors_note_never_carries_a_personal_placeholder() -> None:
+    # The note is the one text that reaches the email from the desk, not a feed: a
+    # placeholder in it would become each reader's own address (and a neutral word in
+    # the archive), so it is stripped like every feed text.
+    from datetime import date
+
+    from digest.models import Section, Selection
+    from digest.render.personal import PLACEHOLDERS
+    from digest.render.variant import clean_selection
+
+    email_token = PLACEHOLDERS["email"]
+    nested = email_token[:9] + email_token + email_token[9:]
+    sel = Selection(day=date(2026, 2, 18), sections=(Section("Top", ()),),
+                    note=f"Write to {email_token} or {nested} today")
+    cleaned = clean_selection(sel).note
+    assert "__dgst_" not in cleaned and cleaned.startswith("Write to ")
+    assert clean_selection(sel).sections == sel.sections

@@ -133,7 +133,9 @@ def clean_selection(selection: Selection) -> Selection:
 
     sections = tuple(replace(sec, stories=tuple(story(s) for s in sec.stories))
                      for sec in selection.sections)
-    return replace(selection, sections=sections)
+    # The editor's note too: a token in it would become each reader's own address.
+    note = _strip_tokens(selection.note) if TOKEN_MARK in selection.note else selection.note
+    return replace(selection, sections=sections, note=note)
 
 
 # --- Jinja environment ---------------------------------------------------------
