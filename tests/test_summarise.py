@@ -83,7 +83,7 @@ def _check(summary: Summary, members: list[Article]) -> None:
             f"not a whole sentence of {s.source}: {s.text!r}"
         assert s.text.rstrip("\"'”’)").endswith((".", "!", "?"))
         assert not s.text.endswith(("…", "..."))
-        assert all(s.text.casefold() != a.title.casefold() for a in members)
+        assert all(s.text.rstrip(".!?").casefold() != a.title.casefold() for a in members)
 
 
 def test_every_multi_outlet_event_of_the_real_day(realday_events: dict[str, list[Article]]
@@ -122,7 +122,9 @@ _GOOD = [
     _art(2, "Northern Ledger", "Record bridge opens over the bay after a decade",
          "A record-breaking suspension bridge opened over the bay on Monday after a decade "
          "of construction.",
-         "<h2>What happened</h2><p>Thousands walked across the new suspension bridge over "
+         "<p><strong>In brief</strong></p><h2>What happened</h2>"
+         "<h3>Why does the new suspension bridge over the bay matter to the city?</h3>"
+         "<p>Thousands walked across the new suspension bridge over "
          "the bay before it opened to traffic on Monday.</p>"
          "<p>Engineers spent three years testing the steel cables of the bridge.</p>"),
 ]
@@ -137,26 +139,41 @@ def _summary(*extra: Article) -> Summary:
 
 
 def test_a_member_that_is_one_huge_sentence_gives_nothing() -> None:
-    huge = ("Officials said that the bridge which was opened " + "and then praised " * 400
-            + "was long")
+    # Made of the event's own words, so it would be the most central "sentence".
+    huge = ("The longest suspension bridge in Europe opened in the Harbour city on Monday "
+            "after engineers tested its steel cables for three years"
+            + " and crowds walked across the new suspension bridge over the bay" * 60)
     got = _summary(_art(3, "Run On Daily", "Bridge opened, officials say", huge,
                         f"<p>{huge}.</p>"))
     assert all(s.source != "Run On Daily" for s in got.sentences)
     assert all(len(s.text) < 400 for s in got.sentences)
 
 
+_SHORT = [
+    _art(1, "Harbour Herald", _HEADLINE,
+         "Crowds cheered as the first cars crossed the new bridge over the bay on Monday."),
+    _art(2, "Northern Ledger", "Record bridge opens over the bay after a decade",
+         "Engineers spent three years testing the steel cables of the new bridge."),
+]
+
+
 def test_a_member_in_another_language_gives_nothing() -> None:
+    # Two English sentences leave the third place open to anything else usable.
     german = _art(3, "Hafenblatt", "Längste Hängebrücke Europas in der Hafenstadt eröffnet",
-                  "Die Hafenstadt hat am Montag die längste Hängebrücke Europas eröffnet. "
+                  "Rekordbrücke eröffnet: Tausende Besucher feiern Europas längste Hängebrücke. "
                   "Die Stahlseile der Brücke wurden drei Jahre lang getestet, sagte die "
                   "Ingenieurin.")
     # An English report that quotes a German sentence: the quote is not English.
-    quoting = _art(4, "Civic Wire", "Bridge opens to crowds",
+    quoting = _art(4, "Civic Wire", "Crowds of the city and the region are at the bridge "
+                   "as it opens to the public",
                    "Die Stahlseile der Brücke wurden drei Jahre lang von den Ingenieuren "
-                   "getestet. Crowds walked over the new bridge across the bay on Monday.")
-    got = _summary(german, quoting)
-    assert all(s.source != "Hafenblatt" for s in got.sentences)
-    assert not any("Stahlseile" in s.text for s in got.sentences)
+                   "getestet, sagte Ana Ruiz. Crowds came.")
+    members = [*_SHORT, german, quoting]
+    got = summarise(Story(members[0], tuple(members[1:])))
+    assert got is not None
+    _check(got, members)
+    assert [s.source for s in got.sentences] in (["Harbour Herald", "Northern Ledger"],
+                                                 ["Northern Ledger", "Harbour Herald"])
 
 
 def test_a_german_story_is_summarised_in_german() -> None:
@@ -188,14 +205,36 @@ def test_boilerplate_only_member_gives_nothing() -> None:
                          shown)
 
 
-def test_the_headline_again_and_cut_sentences_are_left_out() -> None:
-    again = _art(3, "Civic Wire", "Bridge opens",
-                 f"{_HEADLINE}. The bridge was painted a deep red colour to stand out against "
-                 "the grey winter sea, the city said, and it will be lit at…")
-    got = _summary(again)
-    shown = [s.text for s in got.sentences]
-    assert not any(_HEADLINE in t for t in shown)
-    assert not any("painted a deep red" in t for t in shown)  # cut by its feed
+# Each would be central (the event's own words), and each is something a reader must
+# not get as a sentence of the summary. (teaser, body)
+_NOT_SENTENCES = {
+    "headline": (f"{_HEADLINE}.", f"<p>{_HEADLINE}.</p>"),
+    "cut at the end": ("Thousands of people walked across the new suspension bridge over "
+                       "the bay on Monday before its steel cables were…", ""),
+    "cut inside": ("Thousands of people walked across the new suspension bridge over the bay "
+                   "on Monday before its steel cables were... Officials said more.", ""),
+    "mid-thought": ("and thousands of people walked across the new suspension bridge over "
+                    "the bay on Monday.", ""),
+    "open quote": ("“Thousands of people walked across the new suspension bridge over the "
+                   "bay on Monday. It is ours now.", ""),
+    "address": ("Thousands of people walked across the new suspension bridge, see "
+                "https://harbour.example/bridge for the bay on Monday.", ""),
+    "credit": ("Photo: Thousands of people walked across the new suspension bridge over the "
+               "bay on Monday.", ""),
+    "heading": ("", "<h2>What did thousands of people see on the new suspension bridge over "
+                    "the bay on Monday?</h2><p>Bridge day.</p>"),
+}
+
+
+@pytest.mark.parametrize("what", list(_NOT_SENTENCES))
+def test_what_is_not_a_whole_clean_sentence_is_left_out(what: str) -> None:
+    teaser, body = _NOT_SENTENCES[what]
+    # Two clean sentences leave the third place open to anything else usable.
+    members = [*_SHORT, _art(3, f"Outlet {what}", "Bridge story", teaser, body)]
+    got = summarise(Story(members[0], tuple(members[1:])))
+    assert got is not None
+    _check(got, members)
+    assert {s.source for s in got.sentences} == {"Harbour Herald", "Northern Ledger"}
 
 
 def test_the_same_sentence_from_two_outlets_is_shown_once() -> None:
@@ -225,6 +264,7 @@ def test_the_selection_summarises_its_multi_outlet_stories(cfg: Config) -> None:
     ids = {id(s) for s in ranked.stories}
     assert all(id(s) in ids for s in chosen)
     assert all(ranked.story_names(s) for s in chosen if s.summary)
+    assert set(ranked.names or {}) == ids  # no id of a replaced story left to be reused
     # Only the selected are summarised (the cost stays with a dozen stories).
     assert not any(s.summary for s in ranked.stories if id(s) not in
                    {id(c) for c in chosen})
@@ -254,7 +294,7 @@ def _html_text(html: str) -> str:
 def test_both_parts_show_each_sentence_with_its_credit(cfg: Config, place: str) -> None:
     story = _story()
     plain = Story(_art(9, "Byte Street", "Chip plant opens", "A chip plant opened."), score=2)
-    sel = _sel(story, plain) if place == "card" else _sel(story)
+    sel = _sel(plain, story) if place == "card" else _sel(story)
     rendered = render_variant(sel, cfg, variant="all", now=NOW)
     html, text = _html_text(rendered.html), collapse(rendered.text)
     for s in story.summary.sentences if story.summary else ():
@@ -277,3 +317,31 @@ def test_a_summary_cannot_smuggle_a_personal_token(cfg: Config) -> None:
         line = part[part.index("Readers"):][:80]
         assert "__dgst_" not in line
         assert "crossed the bridge on Monday. — Harbour Herald" in collapse(line)
+
+
+def test_what_the_outlets_agree_on_beats_one_outlets_colour() -> None:
+    # The lead spends most of its words on the architect's life; two other outlets
+    # report the opening. The summary is the opening, not the biography.
+    lead = _art(1, "Harbour Herald", _HEADLINE,
+                "The architect grew up in a fishing village and drew boats as a child. "
+                "Her father repaired nets for the fishing fleet of the village for forty "
+                "years. Her mother sold the fish of the village fleet at the market. "
+                "She drew the boats of the fishing fleet in the village harbour every day. "
+                "The fishermen of her village taught her to mend nets and sail boats. "
+                "Her first commission was a small chapel for the fishermen of her village. "
+                "She still sails a fishing boat from her village harbour every summer. "
+                "Thousands of people crossed the new bridge over the bay when it opened on "
+                "Monday.")
+    others = (
+        _art(2, "Northern Ledger", "Record bridge opens over the bay",
+             "Traffic began to cross the new suspension bridge over the bay on Monday "
+             "morning. Ferries across the bay will stop running once the bridge is open."),
+        _art(3, "Civic Wire", "Bay bridge open to traffic",
+             "Cars and cyclists crossed the bay on the new bridge for the first time on "
+             "Monday. The bridge replaces the ferries that crossed the bay for a century."),
+    )
+    got = summarise(Story(lead, others))
+    assert got is not None
+    _check(got, [lead, *others])
+    shown = " ".join(s.text for s in got.sentences)
+    assert not re.search(r"architect|father|Lisbon|chapel", shown), shown
