@@ -345,3 +345,31 @@ def test_what_the_outlets_agree_on_beats_one_outlets_colour() -> None:
     _check(got, [lead, *others])
     shown = " ".join(s.text for s in got.sentences)
     assert not re.search(r"architect|father|Lisbon|chapel", shown), shown
+
+
+def test_the_paragraph_the_body_limit_cuts_is_not_read() -> None:
+    from digest.rank.summarise import BODY_CHARS
+
+    # The limit falls just after "3." of "3.5 percent": "… rose 3." looks whole.
+    filler = "<p>Budget talks.</p>"  # too short to be a summary sentence
+    head = filler * ((BODY_CHARS - 200) // len(filler))
+    cut = "<p>Ferry fares across the bay after the suspension bridge opened rose "
+    pad = "x" * (BODY_CHARS - len(head) - len("<!---->") - len(cut) - len("3."))
+    body = f"{head}<!--{pad}-->{cut}3.5 percent.</p>"
+    assert body[:BODY_CHARS].endswith("rose 3.")
+    # Two clean sentences leave the third place open to anything else usable.
+    members = [*_SHORT, _art(3, "Long Read", "Bridge story", "", body)]
+    got = summarise(Story(members[0], tuple(members[1:])))
+    assert got is not None
+    _check(got, members)
+    assert {s.source for s in got.sentences} == {"Harbour Herald", "Northern Ledger"}
+
+
+def test_a_story_of_many_copies_from_one_outlet_still_hears_the_other() -> None:
+    copies = [_art(10 + k, "Wire One", f"Bridge opens {k}",
+                   f"Officials of the port reported the bridge opening number {k} today.")
+              for k in range(12)]
+    other = _GOOD[1]
+    got = summarise(Story(copies[0], (*copies[1:], other)))
+    assert got is not None
+    assert "Northern Ledger" in {s.source for s in got.sentences}

@@ -86,7 +86,14 @@ def summarise(story: Story) -> Summary | None:
 
 
 def _members(story: Story) -> list[Article]:
-    return list(story.articles[:MEMBERS])
+    """The lead, then one report per other outlet, then second reports: a story of
+    twenty wire copies and one other outlet still hears that outlet."""
+    seen: set[str] = set()
+    first, again = [], []
+    for a in story.articles:
+        (again if a.source in seen else first).append(a)
+        seen.add(a.source)
+    return (first + again)[:MEMBERS]
 
 
 def _lead_text(a: Article) -> str:
@@ -103,7 +110,10 @@ def texts_of(a: Article) -> list[str]:
     never runs into the sentence after it; headings themselves are left out)."""
     out: list[str] = []
     body = _HEADING.sub(" ", a.content_html[:BODY_CHARS]) if a.content_html else ""
-    for raw in (a.summary, *_BLOCK.split(body)):
+    blocks = _BLOCK.split(body)
+    if len(a.content_html) > BODY_CHARS:
+        blocks.pop()  # the paragraph the limit cut: "rose 3." may be "rose 3.5 percent"
+    for raw in (a.summary, *blocks):
         text, _ = strip_boilerplate(collapse(html_to_text(raw) if raw is not a.summary
                                              else raw))
         if text and text not in out:
