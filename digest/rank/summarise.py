@@ -89,7 +89,8 @@ def _members(story: Story) -> list[Article]:
     """The lead, then one report per other outlet, then second reports: a story of
     twenty wire copies and one other outlet still hears that outlet."""
     seen: set[str] = set()
-    first, again = [], []
+    first: list[Article] = []
+    again: list[Article] = []
     for a in story.articles:
         (again if a.source in seen else first).append(a)
         seen.add(a.source)
