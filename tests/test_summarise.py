@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from digest import config as config_mod
@@ -17,7 +18,7 @@ from digest.config import Config
 from digest.models import Article, Section, Selection, Sentence, Story, Summary
 from digest.plaintext import collapse, html_to_text
 from digest.rank import select as ranker
-from digest.rank.summarise import SAME_WORDS, _content_words, summarise
+from digest.rank.summarise import SAME_WORDS, _Candidate, _choose, _content_words, summarise
 from digest.render.variant import render_variant
 from digest.textcut import sentence_ends
 from tests.clusterset import load_realday
@@ -221,6 +222,10 @@ _NOT_SENTENCES = {
                 "https://harbour.example/bridge for the bay on Monday.", ""),
     "credit": ("Photo: Thousands of people walked across the new suspension bridge over the "
                "bay on Monday.", ""),
+    "leans on the one before": ("But thousands of people walked across the new suspension "
+                                "bridge over the bay on Monday.", ""),
+    "sells the page": ("Watch thousands of people walk across the new suspension bridge over "
+                       "the bay on Monday.", ""),
     "heading": ("", "<h2>What did thousands of people see on the new suspension bridge over "
                     "the bay on Monday?</h2><p>Bridge day.</p>"),
 }
@@ -373,3 +378,18 @@ def test_a_story_of_many_copies_from_one_outlet_still_hears_the_other() -> None:
     got = summarise(Story(copies[0], (*copies[1:], other)))
     assert got is not None
     assert "Northern Ledger" in {s.source for s in got.sentences}
+
+
+def test_no_more_than_two_sentences_from_one_outlet() -> None:
+    # The choice itself: one outlet's three best-scored, unrelated sentences, then
+    # another outlet's; the third place goes to the other outlet.
+    texts = [("Harbour Herald", "Thousands of people crossed the new bridge on Monday."),
+             ("Harbour Herald", "Engineers tested the steel cables for three years."),
+             ("Harbour Herald", "Ferries that carried commuters will stop in March."),
+             ("Northern Ledger", "Officials said the project cost 1.4 billion euros.")]
+    candidates = [_Candidate(t, src, m, 0, _content_words(t))
+                  for m, (src, t) in enumerate(texts)]
+    vectors = np.eye(len(texts), dtype=np.float32)  # nothing alike
+    chosen = _choose(candidates, vectors, np.array([0.9, 0.8, 0.7, 0.1]))
+    assert [c.source for c in chosen].count("Harbour Herald") == 2
+    assert "Northern Ledger" in {c.source for c in chosen}

@@ -16,10 +16,13 @@ word vectors ranking already loads (digest.rank.embed; offline).
    sentences not in the lead's language: a summary reads in one language.
 2. Centrality: a sentence's mean cosine to the *other* members' centroids. What
    several outlets say is the event; what one outlet adds is colour. Each member
-   weighs the same however much text it has.
+   weighs the same however much text it has. A lede gets a little more; a sentence
+   opening on a pronoun ("He said …") a little less, and one that leans on the
+   sentence before it ("But …") or sells the page ("Watch …") none at all.
 3. Choice: best first, skipping a sentence too close to one already taken (the same
    wire copy in two outlets, a teaser repeated as the body's first paragraph);
-   three when they are short enough to read at a glance, else two.
+   at most two from one outlet; three when they are short enough to read at a
+   glance, else two.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ THREE_CHARS = 560  # three sentences when they fit in this many characters, else
 SAME = 0.92  # cosine above which two sentences say the same thing
 SAME_WORDS = 0.6  # ... or this share of the shorter one's content words
 HEADLINE = 0.75  # a sentence sharing this share of its words with a headline repeats it
+PER_OUTLET = 2
 LEAD_BONUS = 0.02  # per place nearer a text's start (up to 3): a lede summarises
 
 _HEADING = re.compile(r"<h[1-6]\b[^>]*>.*?</h[1-6]\s*>", re.S | re.I)
@@ -57,6 +61,17 @@ _OPENING = "\"'“‘(["
 # Not prose: an address, markup the sanitizer escaped, a photo credit or a byline.
 _NOT_PROSE = re.compile(r"https?://|www\.|<|>|@|\b(?:Photo|Image|Credit|Getty Images|AP Photo)"
                         r"\b\s*[:/(]|^(?:By|Updated|Published|Posted)\b|\|")
+
+
+# A sentence that leans on the one before it ("But …", "And that is …") or sells the
+# page rather than telling the news ("Watch …", "Here's a look …") reads wrong alone.
+_LEANS = re.compile(r"^[\"'“‘(]?(?:And|But|Or|Nor|So|Yet|Also|However|Still|Meanwhile|"
+                    r"Instead|Then|Plus|Watch|Listen|Click|Subscribe|Sign up|Follow|"
+                    r"Here(?:'s|’s| is| are)|See also)\b")
+# ... and one that opens on a pronoun often does: it may stand, a little behind.
+_PRONOUN = re.compile(r"^[\"'“‘(]?(?:He|She|It|They|This|That|These|Those|His|Her|Its|"
+                      r"Their)\b")
+PRONOUN_PENALTY = 0.04
 
 
 @dataclass(frozen=True)
@@ -193,7 +208,7 @@ def _candidates(members: Sequence[Article], lang: str) -> list[_Candidate]:
 
 def _usable(s: str) -> bool:
     return (len(s) <= MAX_CHARS and len(s.split()) >= MIN_WORDS and _complete(s)
-            and not _NOT_PROSE.search(s))
+            and not _NOT_PROSE.search(s) and not _LEANS.match(s))
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -214,7 +229,9 @@ def _centrality(candidates: Sequence[_Candidate], vectors: np.ndarray, members: 
     # against its own member's centroid (still the text's most typical sentence).
     agreement = np.where(others > 0, (sims * ~own).sum(axis=1) / np.maximum(others, 1),
                          sims.max(axis=1))
-    lede = np.array([LEAD_BONUS * max(0, 3 - c.place) for c in candidates])
+    lede = np.array([LEAD_BONUS * max(0, 3 - c.place)
+                     - (PRONOUN_PENALTY if _PRONOUN.match(c.text) else 0.0)
+                     for c in candidates])
     return np.asarray(agreement + lede)
 
 
@@ -222,6 +239,9 @@ def _choose(candidates: Sequence[_Candidate], vectors: np.ndarray, scores: np.nd
             ) -> list[_Candidate]:
     chosen: list[int] = []
     for i in np.argsort(-scores, kind="stable").tolist():
+        # At most two from one outlet: a summary of several outlets, not one's teaser.
+        if sum(candidates[j].source == candidates[i].source for j in chosen) >= PER_OUTLET:
+            continue
         if any(_same(candidates[i], candidates[j], float(vectors[i] @ vectors[j]))
                for j in chosen):
             continue
