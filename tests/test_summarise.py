@@ -393,3 +393,12 @@ def test_no_more_than_two_sentences_from_one_outlet() -> None:
     chosen = _choose(candidates, vectors, np.array([0.9, 0.8, 0.7, 0.1]))
     assert [c.source for c in chosen].count("Harbour Herald") == 2
     assert "Northern Ledger" in {c.source for c in chosen}
+
+
+def test_an_editors_sentence_without_a_source_has_no_credit(cfg: Config) -> None:
+    # The desk replaces a summary with its own words: a plain value, no outlet.
+    story = replace(_story(), summary=Summary((Sentence("The bay has a bridge at last.", ""),)))
+    rendered = render_variant(_sel(story), cfg, variant="all", now=NOW)
+    for part in (collapse(rendered.text), _html_text(rendered.html)):
+        assert "The bay has a bridge at last." in part
+        assert "The bay has a bridge at last. —" not in part
