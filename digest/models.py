@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 FeedStatus = Literal["ok", "not_modified", "error"]
 SubscriberStatus = Literal["active", "paused", "unsubscribed"]
@@ -86,6 +86,22 @@ class FeedResult:
         return row
 
 
+class Sentence(NamedTuple):
+    """One sentence of a story summary, verbatim from a member, and its outlet."""
+
+    text: str
+    source: str  # the outlet (Article.source) credited after the sentence
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Two or three sentences drawn from a story's members (digest.rank.summarise),
+    each credited to its outlet; shown under the headline. A plain value: an editor's
+    rewrite replaces it whole."""
+
+    sentences: tuple[Sentence, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Story:
     """One event: a lead article and others reporting the same thing."""
@@ -98,6 +114,9 @@ class Story:
     # seven objects for it to scan per story (0.05 s of a 20k-article day).
     reasons: dict[str, float] = field(default_factory=dict, hash=False)
     topics: tuple[str, ...] = ()
+    # Only for a selected story that several outlets report, when
+    # ``selection.summaries`` is on (digest.rank.select); None otherwise.
+    summary: Summary | None = None
 
     @property
     def articles(self) -> tuple[Article, ...]:

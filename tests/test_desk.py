@@ -9,12 +9,13 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from digest import config as configuration
 from digest import pipeline
-from digest.models import Article, Edit, Section, Selection, Story
+from digest.models import Article, Edit, Section, Selection, Sentence, Story, Summary
 from digest.rank import desk
 from digest.render import note
 from tests.peers import FeedServer, SmtpServer
@@ -241,3 +242,20 @@ def test_the_note_reaches_both_parts_escaped(tmp_path: Path, feed_server: FeedSe
     cfg = configuration.load(config)
     assert pipeline.today(cfg, pipeline.utcnow()).isoformat() in run(
         config, "desk", "show").stdout
+
+
+def test_a_blurb_replaces_the_story_summary_the_email_would_show() -> None:
+    # The email shows a multi-outlet story's summary in place of its lead's teaser: the
+    # editor's blurb must replace that too, or the rewrite would never be seen.
+    day = date(2026, 2, 18)
+    summary = Summary((Sentence("A whole sentence from outlet B.", "B"),))
+    story = Story(_art(1), (_art(2, source="B"),), summary=summary)
+    sel = Selection(day, (Section("Top stories", (story,)),))
+    edit = Edit(kind="blurb", day=day, anchor=story.lead.url,
+                members=tuple(a.url for a in story.articles), text="The desk's own words.",
+                story=desk.story_id(story))
+    [shown] = desk.apply(sel, [story], [edit]).selection.stories
+    assert shown.lead.summary == "The desk's own words." and shown.summary is None
+    headline = replace(edit, kind="headline", text="New headline")
+    [titled] = desk.apply(sel, [story], [headline]).selection.stories
+    assert titled.lead.title == "New headline" and titled.summary == summary

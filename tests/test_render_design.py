@@ -26,7 +26,7 @@ from digest.config import Config
 from digest.errors import ConfigError
 from digest.mail import tokens
 from digest.mail.message import personal_for, prepare
-from digest.models import Section, Selection, Story, Subscriber
+from digest.models import Section, Selection, Sentence, Story, Subscriber, Summary
 from digest.render.qp import encoded_size
 from digest.render.theme import contrast, palette
 from digest.render.variant import GMAIL_CLIP, html_part_size, personalise, render_variant
@@ -136,6 +136,23 @@ def test_ci_refuses_to_run_with_golden_updates_on(tmp_path: Path) -> None:
     assert len(lines) == 1 and "DIGEST_UPDATE_GOLDEN" in lines[0], proc.stderr
 
 
+def summarised(sel: Selection) -> Selection:
+    """``sel`` with its second story reported by a second outlet and summarised (the
+    block [selection] summaries puts under a card's headline)."""
+    story = sel.sections[0].stories[1]
+    other = article(200, "Northern Ledger")
+    summary = Summary((
+        Sentence("The decision follows months of consultation with residents and "
+                 "operators, the authority said.", story.lead.source),
+        Sentence("Dr. Ana Ruiz of the U.S. operator said the first sailings are expected "
+                 "in the spring & summer.", "Northern Ledger"),
+    ))
+    stories = list(sel.sections[0].stories)
+    stories[1] = replace(story, others=(other,), summary=summary)
+    return replace(sel, sections=(replace(sel.sections[0], stories=tuple(stories)),
+                                  *sel.sections[1:]))
+
+
 @pytest.mark.parametrize("lang", ["en", "de"])
 def test_golden_html_text_and_eml(cfg: Config, lang: str,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,7 +160,7 @@ def test_golden_html_text_and_eml(cfg: Config, lang: str,
     # the golden message is sent on DAY, whatever the date the suite runs on.
     monkeypatch.setattr(tokens, "_today", lambda: DAY)
     cfg = cfg.with_overrides(newsletter={"language": lang})
-    rendered = render_variant(selection(6), cfg, variant="all", now=NOW)
+    rendered = render_variant(summarised(selection(6)), cfg, variant="all", now=NOW)
     html, text = personalise(rendered, personal())
     goldens = Goldens(GOLDEN, update=UPDATE)
     goldens.check(f"daily.{lang}.html", html)

@@ -210,6 +210,9 @@ class SelectionConfig(_Section):
     ("" leaves them out). A real day's topic sections rarely fill on their own."""
     skip_if_empty: bool = True
     """With no new stories, send nothing (and say so)."""
+    summaries: bool = True
+    """Under the headline of a story several outlets report, two or three of their most
+    central sentences, each credited to its outlet (in place of the lead's own teaser)."""
 
 
 class SmtpConfig(_Section):

@@ -185,5 +185,8 @@ def _rewrite(story: Story, rewrites: dict[str, dict[str, str]]) -> Story:
     if "headline" in fields:
         lead = replace(lead, title=fields["headline"])
     if "blurb" in fields:
+        # The editor's blurb replaces the story's summary too: the email shows a
+        # summary in place of the lead's teaser, and the editor's words must win.
         lead = replace(lead, summary=fields["blurb"])
+        return replace(story, lead=lead, summary=None)
     return replace(story, lead=lead)

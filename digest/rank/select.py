@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from digest.config import Config
@@ -31,6 +31,7 @@ from digest.models import Article, Section, Selection, Story, Subscriber
 from digest.rank import cluster as clustering
 from digest.rank.score import TopicMatcher, order_key, score_stories, score_story
 from digest.rank.signatures import read, signatures
+from digest.rank.summarise import with_summaries
 
 DIVERSITY_OVERLAP = 0.5  # share of names two general-section stories may have in common
 TOPIC_SECTION_SIZE = 3
@@ -90,8 +91,27 @@ def _rank(articles: Iterable[Article], config: Config, *, now: datetime, day: da
     stories = score_stories(pool, groups, topics_of, feeds, config, now)
     stories.sort(key=order_key)
     names = {id(s): keys[id(s.lead)] for s in stories}
-    return Ranked(tuple(stories), select(stories, config, day, names=names), names, now,
-                  backlog)
+    selection = select(stories, config, day, names=names)
+    stories, names = _adopt(stories, selection, names)
+    return Ranked(tuple(stories), selection, names, now, backlog)
+
+
+def _adopt(stories: list[Story], selection: Selection, names: dict[int, frozenset[str]]
+           ) -> tuple[list[Story], dict[int, frozenset[str]]]:
+    """The day's stories with the selection's summarised copies in their places, so
+    one story is one object in both (explain and for_variant match them by id)."""
+    chosen = {(s.lead.id, s.lead.url): s for s in selection.stories if s.summary is not None}
+    if not chosen:
+        return stories, names
+    out, names = [], dict(names)
+    for s in stories:
+        copy = chosen.get((s.lead.id, s.lead.url)) if s.summary is None else None
+        if copy is not None and copy.articles == s.articles:
+            # (the old id goes: once the old object is freed, its id may be reused)
+            names[id(copy)] = names.pop(id(s), frozenset())
+            s = copy
+        out.append(s)
+    return out, names
 
 
 def _story_names(stories: Sequence[Story]) -> dict[int, frozenset[str]]:
@@ -108,7 +128,12 @@ def select(stories: Sequence[Story], config: Config, day: date, variant: str = "
     full Science section even on a day the general edition fills up elsewhere.
     """
     plan = planned_sections(config, variant)
-    return Selection(day=day, sections=_fill(stories, config, plan, names or {}))
+    sections = _fill(stories, config, plan, names or {})
+    if config.selection.summaries:
+        # Only what is selected is summarised: a handful of stories, never the day.
+        sections = tuple(replace(sec, stories=tuple(with_summaries(sec.stories)))
+                         for sec in sections)
+    return Selection(day=day, sections=sections)
 
 
 def variant_topics(variant: str) -> list[str] | None:

@@ -22,7 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from digest.config import Config
-from digest.models import Article, Rendered, Section, Selection, Story
+from digest.models import Article, Rendered, Section, Selection, Sentence, Story, Summary
 from digest.render import note, when
 from digest.render.filters import (
     FILTERS,
@@ -123,13 +123,24 @@ def _clean_article(a: Article) -> Article:
     )
 
 
+def _clean_summary(summary: Summary | None) -> Summary | None:
+    """A summary's sentences are feed text too: tokens and control characters go."""
+    if summary is None or not any(TOKEN_MARK in t or _CONTROLS.search(t)
+                                  for s in summary.sentences for t in s):
+        return summary
+    return Summary(tuple(Sentence(_strip_tokens(s.text), _strip_tokens(s.source))
+                         for s in summary.sentences))
+
+
 def clean_selection(selection: Selection) -> Selection:
     """The selection with placeholder tokens removed from all feed text (normally a no-op)."""
     def story(s: Story) -> Story:
         lead, others = _clean_article(s.lead), tuple(_clean_article(a) for a in s.others)
-        if lead is s.lead and all(x is y for x, y in zip(others, s.others, strict=True)):
+        summary = _clean_summary(s.summary)
+        if lead is s.lead and summary is s.summary and all(
+                x is y for x, y in zip(others, s.others, strict=True)):
             return s
-        return replace(s, lead=lead, others=others)
+        return replace(s, lead=lead, others=others, summary=summary)
 
     sections = tuple(replace(sec, stories=tuple(story(s) for s in sec.stories))
                      for sec in selection.sections)
