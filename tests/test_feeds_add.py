@@ -206,7 +206,11 @@ def test_remove_refuses_an_ambiguous_or_unknown_name(server: FeedServer, config:
     both = run(config, "remove", "Twin")
     assert both.exit_code == 1 and len(both.output.splitlines()) == 1
     assert "'Twin' matches 2 feeds" in both.output
-    assert f"{server.url(CBS)} (line 56)" in both.output and server.url(WAPO) in both.output
+    # The line of the entry's [[feeds]] header, as an editor's "go to line" finds it.
+    lines = config.read_text().splitlines()
+    url_at = lines.index(f'url = "{server.url(CBS)}"')
+    line = max(i for i in range(url_at) if lines[i].strip() == "[[feeds]]") + 1
+    assert f"{server.url(CBS)} (line {line})" in both.output and server.url(WAPO) in both.output
     unknown = run(config, "remove", "Nope")
     assert unknown.exit_code == 1 and "no feed in" in unknown.output
     assert config.read_bytes() == before

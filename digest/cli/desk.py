@@ -3,6 +3,7 @@ digest.ops.desk; heavy imports stay inside the commands."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -23,6 +24,12 @@ Exit codes:
   2  an unknown story id (`digest desk show` lists them), config.toml or the
      database cannot be used, or a bad option
 """
+
+
+def _with_exit_codes(text: str | None) -> str:
+    # Click dedents a docstring only as a whole: the shared block goes after the
+    # dedented text, as a paragraph of its own.
+    return inspect.cleandoc(text or "") + "\n" + EXIT_CODES
 
 
 def _day_options(fn: F) -> F:
@@ -86,7 +93,7 @@ def show(obj: Ctx, day: Any, group: str, as_json: bool) -> None:
         desk_print.show(obj.config, view)
 
 
-show.help = (show.help or "") + EXIT_CODES
+show.help = _with_exit_codes(show.help)
 
 
 def _edit(obj: Ctx, day: Any, group: str, kind: Any, target: str = "", **kw: Any) -> None:
@@ -286,4 +293,4 @@ def log(obj: Ctx, day: Any, group: str, as_json: bool) -> None:
 
 
 for _cmd in (pin, drop, lead, move, headline, blurb, note, reset, approve, log):
-    _cmd.help = (_cmd.help or "") + EXIT_CODES
+    _cmd.help = _with_exit_codes(_cmd.help)
