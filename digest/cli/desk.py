@@ -21,8 +21,8 @@ EXIT_CODES = """
 Exit codes:
   0  done
   1  refused: the day's edition is frozen (sending began), or a bad value
-  2  an unknown story id (`digest desk show` lists them), config.toml or the
-     database cannot be used, or a bad option
+  2  config.toml or the database cannot be used, a bad option, or an unknown
+     story id (`digest desk show` lists them)
 """
 
 
