@@ -24,6 +24,7 @@ from digest import pipeline
 from digest.config import Config
 from digest.ops import desk as ops
 from digest.web.desk import BY_DEFAULT
+from digest.web.preview import create_app
 from tests.peers import FeedServer
 from tests.preview_site import ARTIFACTS, Running
 from tests.test_preview_browser import CHROMIUM, CHROMIUM_ARGS, WAIT
@@ -242,3 +243,38 @@ def test_edits_after_sending_began_are_refused_like_the_cli(preview: Running, si
     expect(page.locator("#desk-frozen")).to_be_visible()
     expect(page.locator("#desk-panel button")).not_to_have_count(0)
     expect(page.locator("#desk-panel button:enabled")).to_have_count(0)
+
+
+def test_an_edit_rebuilds_the_email_at_once(site: Config) -> None:
+    """The POST itself bumps the version (no poll runs here: the app's lifespan is not
+    started), so the very next request shows the email as edited."""
+    from starlette.testclient import TestClient
+
+    app = create_app(site, desk=ops, clock=lambda: NOW, watch=False)
+    live = app.state.live
+    client = TestClient(app, base_url="http://127.0.0.1")
+    sid = first_ids(site)[0]
+    before = live.version
+    assert "Rewritten at the desk" not in client.get("/email.html").text
+    r = client.post("/desk", json={"action": "headline", "story": sid,
+                                   "text": "Rewritten at the desk"},
+                    headers={"X-Preview-Token": live.token})
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == live.version != before
+    assert "Rewritten at the desk" in client.get("/email.html").text
+    assert 'id="edited-' + sid + '"' in client.get("/").text
+    live.close()
+
+
+def test_an_edit_made_with_digest_desk_reaches_the_open_page(preview: Running, site: Config,
+                                                             page: Page) -> None:
+    """The desk's rows are part of the preview's fingerprint: an edit from another
+    terminal rebuilds an open page too (at the next poll)."""
+    from playwright.sync_api import expect
+
+    open_page(page, preview)
+    sid = edition(page)[0]
+    ops.edit(site, ops.day_for(site, NOW, None, ""), "headline", sid,
+             text="Rewritten in a terminal", by="ed")
+    expect(email(page).locator("body")).to_contain_text("Rewritten in a terminal")
+    expect(page.locator(f"#edited-{sid}")).to_be_visible()
