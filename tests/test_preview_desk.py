@@ -278,3 +278,41 @@ def test_an_edit_made_with_digest_desk_reaches_the_open_page(preview: Running, s
              text="Rewritten in a terminal", by="ed")
     expect(email(page).locator("body")).to_contain_text("Rewritten in a terminal")
     expect(page.locator(f"#edited-{sid}")).to_be_visible()
+
+
+def test_every_action_the_panel_posts_is_the_desks(site: Config) -> None:
+    """lead, move, blurb, note, approve through /desk land in the store as `digest desk`
+    would record them; an unknown story is 404, a malformed request 400."""
+    from starlette.testclient import TestClient
+
+    app = create_app(site, desk=ops, clock=lambda: NOW, watch=False)
+    live = app.state.live
+    client = TestClient(app, base_url="http://127.0.0.1")
+    ids = first_ids(site)
+
+    def post(status: int, **body: object) -> dict:  # type: ignore[type-arg]
+        r = client.post("/desk", json=body, headers={"X-Preview-Token": live.token})
+        assert r.status_code == status, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    post(200, action="lead", story=ids[3], by="  Ada   Lovelace ")
+    post(200, action="move", story=ids[4], text="science")
+    post(200, action="blurb", story=ids[5], text="Our own two sentences.")
+    post(200, action="note", text="Good *morning*.")
+    post(200, action="approve")
+    assert post(404, action="drop", story="zzzzzz")["error"].startswith("no story 'zzzzzz'")
+    post(400, action="explode", story=ids[0])
+    post(400, action="pin", story=ids[0], position="first")
+    post(400, action="move", story=ids[0], text="No such section")
+    view = ops.show(site, ops.day_for(site, NOW, None, "")).as_json()
+    edition = [s for sec in view["sections"] for s in sec["stories"]]
+    assert edition[0]["id"] == ids[3]
+    science = next(sec for sec in view["sections"] if sec["title"] == "Science")
+    assert ids[4] in [s["id"] for s in science["stories"]]
+    assert next(s for s in edition if s["id"] == ids[5])["summary"] == "Our own two sentences."
+    assert view["note"] == "Good *morning*."
+    assert view["approved"]["by"] == "preview"
+    assert (view["edits"][0]["kind"], view["edits"][0]["by"]) == ("lead", "Ada Lovelace")
+    page = client.get("/").text
+    assert 'id="desk-approved"' in page and "<em>morning</em>" in client.get("/email.html").text
+    live.close()
