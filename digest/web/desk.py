@@ -69,7 +69,7 @@ class Desk:
     def __init__(self, ops: DeskOps, live: Live) -> None:
         self.ops = ops
         self.live = live
-        self._cache: tuple[str, dict[str, Any]] | None = None
+        self._cache: tuple[tuple[str, Any], dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
     def _day(self) -> Any:
@@ -78,12 +78,13 @@ class Desk:
 
     def panel(self) -> dict[str, Any]:
         """Today's edition as edited, for page.html (in a worker thread)."""
-        version = self.live.version
+        d = self._day()
+        key = (self.live.version, d.day)  # a new version, or past midnight: afresh
         with self._lock:
-            if self._cache is not None and self._cache[0] == version:
+            if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
         config = self.live.config
-        view = self.ops.show(config, self._day())
+        view = self.ops.show(config, d)
         data = view.as_json()
         edited = view.edited
         rows: list[dict[str, Any]] = []
@@ -98,7 +99,7 @@ class Desk:
                    p.title for p in planned_sections(config, "all"))),
                "frozen": data["frozen_at"] is not None}
         with self._lock:
-            self._cache = (version, out)
+            self._cache = (key, out)
         return out
 
     def act(self, body: dict[str, Any]) -> str:
