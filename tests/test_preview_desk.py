@@ -299,6 +299,11 @@ def test_every_action_the_panel_posts_is_the_desks(site: Config) -> None:
     post(200, action="move", story=ids[4], text="science")
     post(200, action="blurb", story=ids[5], text="Our own two sentences.")
     post(200, action="note", text="Good *morning*.")
+    several = next(s for s in ops.show(site, ops.day_for(site, NOW, None, "")).as_json()[
+        "sections"][0]["stories"] if len(s["articles"]) > 1)
+    cut = several["articles"][-1]
+    assert f'id="cut-{several["id"]}-1"' in client.get("/").text  # the panel offers it
+    post(200, action="drop", story=several["id"], url=cut)
     post(200, action="approve")
     assert post(404, action="drop", story="zzzzzz")["error"].startswith("no story 'zzzzzz'")
     post(400, action="explode", story=ids[0])
@@ -311,6 +316,8 @@ def test_every_action_the_panel_posts_is_the_desks(site: Config) -> None:
     assert ids[4] in [s["id"] for s in science["stories"]]
     assert next(s for s in edition if s["id"] == ids[5])["summary"] == "Our own two sentences."
     assert view["note"] == "Good *morning*."
+    assert any(e["kind"] == "drop_article" and e["anchor"] == cut for e in view["edits"])
+    assert cut not in [u for s in edition for u in s["articles"]]
     assert view["approved"]["by"] == "preview"
     assert (view["edits"][0]["kind"], view["edits"][0]["by"]) == ("lead", "Ada Lovelace")
     page = client.get("/").text

@@ -149,6 +149,7 @@
       var button = form.querySelector("button");
       var body = { action: form.dataset.action, story: item ? item.dataset.story : "",
                    text: data.get("text") || "", position: data.get("position") || "",
+                   url: data.get("url") || "",
                    by: by.value };
       try { window.localStorage.setItem("digest-preview-desk-by", by.value); } catch (e) {}
       var focused = document.activeElement && document.activeElement.id;
