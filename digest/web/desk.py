@@ -117,9 +117,11 @@ class Desk:
         if action == "reset":
             n = self.ops.reset(config, d, story or None, by=by)
             return f"{n} edit{'s' if n != 1 else ''} undone"
-        if action != "note" and not story:
+        # One report out of its story: `digest desk drop URL`.
+        url = str(body.get("url") or "").strip() if action == "drop" else ""
+        if action != "note" and not (story or url):
             raise BadAction(f"{action}: which story?")
-        self.ops.edit(config, d, KINDS[action], story, text=text,
+        self.ops.edit(config, d, KINDS[action], url or story, text=text,
                       position=_position(body.get("position")), by=by)
         return f"{action}: done"
 
@@ -145,7 +147,8 @@ def _position(value: Any) -> int | None:
 
 
 async def handle(desk: Desk | None, request: Request) -> JSONResponse:
-    """POST /desk: {"action", "story", "text", "position", "by"} with the page's token."""
+    """POST /desk: {"action", "story", "text", "position", "url", "by"} with the page's
+    token (``url``: drop that one report of the story)."""
     if desk is None:
         return JSONResponse({"ok": False, "error": "this preview has no desk"}, 404)
     # The same guard as /send-test: only the preview page knows the token, and
