@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,11 +39,11 @@ def make_site(root: Path, *, smtp_port: int | None = None) -> Path:
 
 
 class Running:
-    """create_app(config) under uvicorn (digest.web.preview.Server) in a thread."""
+    """create_app(config, **app) under uvicorn (digest.web.preview.Server) in a thread."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, **app: Any) -> None:
         self.port = free_port()
-        self.server = Server(create_app(config), host="127.0.0.1", port=self.port)
+        self.server = Server(create_app(config, **app), host="127.0.0.1", port=self.port)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

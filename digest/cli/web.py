@@ -27,11 +27,13 @@ def preview(obj: Ctx, host: str | None, port: int | None, no_open: bool) -> None
       1  the port is taken, or another problem one error line names
       2  config.toml or the database cannot be used, or a bad option
     """
+    from digest.ops import desk
     from digest.web.preview import serve
 
     config = obj.config
+    # The desk's work is digest.ops'; web may not import it (layers), so it is handed in.
     serve(config, host=host or config.model.preview.host, port=port or config.model.preview.port,
-          open_browser=not no_open)
+          open_browser=not no_open, desk=desk)
 
 
 @cli.command()

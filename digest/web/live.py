@@ -15,8 +15,9 @@ import hashlib
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,9 @@ class View:
         return self.day in self.days
 
 
-def fingerprint(config: Config, store: Store) -> str:
-    """Changes whenever anything the preview shows may have changed."""
+def fingerprint(config: Config, store: Store, day: date | None = None) -> str:
+    """Changes whenever anything the preview shows may have changed (with ``day``,
+    also the desk's edits of that day's edition, made here or by `digest desk`)."""
     h = hashlib.sha256()
     files = [config.path]
     for folder in (config.templates_dir, config.subscribers_dir):
@@ -69,6 +71,10 @@ def fingerprint(config: Config, store: Store) -> str:
             st = path.stat()
             h.update(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
     h.update(f"{store.count_articles()} {store.digest_days()}".encode())
+    if day is not None:
+        # Every edit, reset and approval adds a row (a reset also marks rows undone).
+        rows = store.log_rows(day, "")
+        h.update(f" desk {len(rows)} {rows[-1]['id'] if rows else 0}".encode())
     return h.hexdigest()[:16]
 
 
@@ -78,13 +84,15 @@ class Live:
     """The config (reloaded as config.toml changes), the store, and a version that
     changes whenever an input does; open pages follow it over /events."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, clock: Callable[[], datetime] | None = None) -> None:
         self.path = config.path
+        # Injected by tests to replay a captured day; looked up at each call otherwise.
+        self.clock: Callable[[], datetime] = clock or (lambda: pipeline.utcnow())
         self.config = config
         self.error: DigestError | None = None  # config.toml no longer loads
         self.store = pipeline.open_store(config)
         self._stores = [self.store]
-        self.token = secrets.token_urlsafe(18)  # guards /send-test against other sites
+        self.token = secrets.token_urlsafe(18)  # guards /send-test and /desk from other sites
         self._boot = secrets.token_hex(4)  # a restarted server differs: pages reload
         self._counter = 0
         self._stamp = ""
@@ -135,11 +143,19 @@ class Live:
             self._stores.append(self.store)
         self.config, self.error = config, None
 
+    def stamp(self) -> str:
+        return fingerprint(self.config, self.store, pipeline.today(self.config, self.clock()))
+
     async def _changed(self, *, config_file: bool) -> None:
         if config_file:
             await asyncio.to_thread(self.reload_config)
-        self._stamp = await asyncio.to_thread(fingerprint, self.config, self.store)
+        self._stamp = await asyncio.to_thread(self.stamp)
         self.bump()
+
+    async def changed(self) -> None:
+        """The preview itself changed an input (a desk edit): rebuild and tell the pages,
+        now rather than at the next poll."""
+        await self._changed(config_file=False)
 
     async def watch(self) -> None:
         """Follow file changes as they happen (watchfiles: inotify, FSEvents, ...)."""
@@ -161,11 +177,11 @@ class Live:
 
     async def poll(self) -> None:
         """Every few seconds: the store (collect, send) and what a watcher may miss."""
-        self._stamp = await asyncio.to_thread(fingerprint, self.config, self.store)
+        self._stamp = await asyncio.to_thread(self.stamp)
         while not self.stopped:
             await asyncio.sleep(POLL_SECONDS)
             config_stamp = _stat(self.path)
-            stamp = await asyncio.to_thread(fingerprint, self.config, self.store)
+            stamp = await asyncio.to_thread(self.stamp)
             if stamp != self._stamp:
                 await self._changed(config_file=config_stamp != self._config_stamp)
                 if self._rearm is not None:
@@ -177,7 +193,7 @@ class Live:
     # -- views (in worker threads) --
     def view(self, email: str | None, day: date | None) -> View:
         config, store = self.config, self.store
-        now = pipeline.utcnow()
+        now = self.clock()
         key = (self.version, email, day, pipeline.today(config, now))
         with self._lock:
             hit = self._cache.get(key)

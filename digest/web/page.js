@@ -117,6 +117,77 @@
     });
   }
 
+  // The desk: each form posts one action to /desk with the page's token. A change
+  // bumps the server's version; the page then reloads (below) and shows the email
+  // as edited. What was focused, and what the server said, survive the reload so a
+  // keyboard user stays where they were.
+  var panel = byId("desk-panel");
+  var KEEP = "digest-preview-desk";
+  if (panel) {
+    var by = byId("desk-by");
+    try { by.value = window.localStorage.getItem("digest-preview-desk-by") || ""; } catch (e) {}
+    var said = byId("desk-result");
+    var kept = null;
+    try { kept = JSON.parse(window.sessionStorage.getItem(KEEP) || "null"); } catch (e) {}
+    if (kept) {
+      try { window.sessionStorage.removeItem(KEEP); } catch (e) {}
+      said.className = "done";
+      said.textContent = kept.detail || "";
+      var back = (kept.focus && byId(kept.focus)) ||
+        (kept.story && document.querySelector("#story-" + kept.story + " button:not([disabled])")) ||
+        byId("desk-title");
+      if (back && back.closest("details")) { back.closest("details").open = true; }
+      if (back === byId("desk-title")) { back.tabIndex = -1; }
+      back.focus();
+    }
+    panel.addEventListener("submit", function (ev) {
+      var form = ev.target;
+      if (!form.dataset || !form.dataset.action) { return; }
+      ev.preventDefault();
+      var item = form.closest("[data-story]");
+      var data = new FormData(form);
+      var button = form.querySelector("button");
+      var body = { action: form.dataset.action, story: item ? item.dataset.story : "",
+                   text: data.get("text") || "", position: data.get("position") || "",
+                   url: data.get("url") || "",
+                   by: by.value };
+      try { window.localStorage.setItem("digest-preview-desk-by", by.value); } catch (e) {}
+      var focused = document.activeElement && document.activeElement.id;
+      button.disabled = true;
+      said.className = "";
+      said.textContent = "saving…";
+      fetch("/desk", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Preview-Token": state.token },
+        body: JSON.stringify(body)
+      }).then(function (r) { return r.json(); })
+        .then(function (answer) {
+          if (!answer.ok) {
+            said.className = "failed";
+            said.textContent = "refused: " + answer.error;
+            button.disabled = false;
+            return;
+          }
+          try {
+            window.sessionStorage.setItem(KEEP, JSON.stringify(
+              { focus: focused, story: body.story, detail: answer.detail }));
+          } catch (e) {}
+          said.className = "done";
+          said.textContent = answer.detail + "; rebuilding…";
+          // The event stream announces the new version and reloads the page; this
+          // covers a stream that is down.
+          if (answer.version !== state.version && live.dataset.state !== "connected") {
+            window.location.reload();
+          }
+        })
+        .catch(function (err) {
+          said.className = "failed";
+          said.textContent = "refused: " + err;
+          button.disabled = false;
+        });
+    });
+  }
+
   // Live reload: the server pushes its version whenever templates, config.toml,
   // subscribers or the store change (and once on connect, so nothing between this
   // page's render and the connection is missed; a restarted server differs too).

@@ -70,13 +70,13 @@ def _days(view: View | None, config_today: str) -> list[dict[str, Any]]:
 
 
 def render_page(live: Live, request: Request, view: View | None, *,
-                error: dict[str, Any] | None = None) -> str:
+                error: dict[str, Any] | None = None, desk: dict[str, Any] | None = None) -> str:
     config = live.config
     q = request.query_params
     width = q.get("width") if q.get("width") in WIDTHS else "desktop"
     tab = q.get("tab") if q.get("tab") in TABS else "html"
     dark = q.get("dark") == "1"
-    today = pipeline.today(config, pipeline.utcnow())
+    today = pipeline.today(config, live.clock())
     copy = view.copy if view else None
     wanted = copy.subscriber.email if copy else (q.get("subscriber") or None)
     ctx: dict[str, Any] = {
@@ -84,6 +84,7 @@ def render_page(live: Live, request: Request, view: View | None, *,
         "version": live.version,
         "error": error,
         "copy": copy,
+        "desk": desk if copy is not None else None,
         "people": _people(view.people if view else _roster(live), wanted),
         "days": _days(view, today.isoformat()),
         "day_label": (view.day if view else today).isoformat(),

@@ -18,8 +18,8 @@ import re
 import secrets
 import socket
 import webbrowser
-from collections.abc import AsyncIterator
-from datetime import date
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ from digest.store.facade import Store
 from digest.subscribers import roster as subs
 from digest.web import checks
 from digest.web import send_test as preview_send
+from digest.web.desk import Desk, DeskOps
+from digest.web.desk import handle as desk_handle
 from digest.web.live import BadRequest, Live, View, fingerprint
 from digest.web.page import HERE, render_page
 
@@ -74,14 +76,18 @@ def dark_html(html: str) -> str:
 
 # -- the app --------------------------------------------------------------------------
 
-def create_app(config: Config, *, host: str = "127.0.0.1", watch: bool = True) -> Starlette:
-    """The preview app. Opens the store now, so a bad database fails before serving."""
-    live = Live(config)
+def create_app(config: Config, *, host: str = "127.0.0.1", watch: bool = True,
+               desk: DeskOps | None = None, clock: Callable[[], datetime] | None = None
+               ) -> Starlette:
+    """The preview app. Opens the store now, so a bad database fails before serving.
+    ``desk`` (digest.ops.desk, handed in by the CLI) adds the editor's desk panel."""
+    live = Live(config, clock=clock)
+    table = Desk(desk, live) if desk is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # collect may run its own event loop (asyncio.run), so never on this one.
-        await run_in_threadpool(_collect_if_empty, live.config, live.store)
+        await run_in_threadpool(_collect_if_empty, live.config, live.store, live.clock())
         tasks = [asyncio.create_task(live.poll())]
         if watch:
             tasks.append(asyncio.create_task(live.watch()))
@@ -96,7 +102,7 @@ def create_app(config: Config, *, host: str = "127.0.0.1", watch: bool = True) -
 
     # Sync handlers run in Starlette's threadpool, which the render and SQLite calls want.
     def index(request: Request) -> Response:
-        return _index(live, request)
+        return _index(live, request, table)
 
     def part(request: Request) -> Response:
         return _part(live, request, request.url.path.rpartition(".")[2])
@@ -107,6 +113,9 @@ def create_app(config: Config, *, host: str = "127.0.0.1", watch: bool = True) -
     async def send_test(request: Request) -> Response:
         return await _send_test(live, request)
 
+    async def desk_action(request: Request) -> Response:
+        return await desk_handle(table, request)
+
     routes = [
         Route("/", index),
         Route("/email.html", part),
@@ -115,6 +124,7 @@ def create_app(config: Config, *, host: str = "127.0.0.1", watch: bool = True) -
         Route("/preview.js", _script),
         Route("/events", events),
         Route("/send-test", send_test, methods=["POST"]),
+        Route("/desk", desk_action, methods=["POST"]),
     ]
     # A web page the user visits must not read the preview through a rebound DNS name.
     loopback = ["127.0.0.1", "localhost", "::1", "[::1]"]
@@ -155,13 +165,13 @@ class FramePolicy:
         await self.app(scope, receive, send_framed)
 
 
-def _collect_if_empty(config: Config, store: Store) -> None:
+def _collect_if_empty(config: Config, store: Store, now: datetime) -> None:
     """A first preview should show something: fetch the feeds once if nothing is stored."""
     if store.count_articles():
         return
     try:
         # A broken feed is logged by collect itself and skipped.
-        pipeline.collect(config, store, now=pipeline.utcnow())
+        pipeline.collect(config, store, now=now)
     except DigestError as e:
         # The page then says there is nothing to show; the server must still come up.
         log.warning("collect before preview failed: %s", e)
@@ -212,15 +222,17 @@ def _part(live: Live, request: Request, kind: str) -> Response:
                     headers={"Content-Disposition": f'inline; filename="{name}"', **_NO_STORE})
 
 
-def _index(live: Live, request: Request) -> Response:
+def _index(live: Live, request: Request, desk: Desk | None) -> Response:
     try:
         view = _view(live, request)
+        # The desk edits today's edition only: a stored day is what went out.
+        panel = desk.panel() if desk is not None and view.day == view.today else None
     except DigestError as e:
         # Shown in the page, the server lives on: fix the file and the page reloads.
         log.warning("preview: %s", e)
         html = render_page(live, request, None, error=describe_error(e, live.error is e))
         return HTMLResponse(html, status_code=_status(e), headers=_NO_STORE)
-    return HTMLResponse(render_page(live, request, view), headers=_NO_STORE)
+    return HTMLResponse(render_page(live, request, view, desk=panel), headers=_NO_STORE)
 
 
 def describe_error(e: DigestError, config: bool = False) -> dict[str, Any]:
@@ -324,11 +336,12 @@ def _say_if_frozen(config: Config) -> None:
         print(notice, flush=True)
 
 
-def serve(config: Config, *, host: str, port: int, open_browser: bool) -> None:
+def serve(config: Config, *, host: str, port: int, open_browser: bool,
+          desk: DeskOps | None = None) -> None:
     """Serve the preview until Ctrl-C. Raises DigestError if the port is taken."""
     sock = bind_listener(host, port)
     try:
-        server = Server(create_app(config, host=host), host=host, port=port)
+        server = Server(create_app(config, host=host, desk=desk), host=host, port=port)
         url = url_for(host, port)
         print(f"previewing {config.newsletter.name} at {url} (Ctrl-C to stop)", flush=True)
         _say_if_frozen(config)
