@@ -80,6 +80,11 @@ BIG = '<img src="https://blog.example.org/big.jpg" width="800" height="450">'
     # nothing but junk: no image at all (and no broken box later)
     ('<link>https://blog.example.org/a</link><description><![CDATA[<img src="https://'
      'blog.example.org/pixel.gif">]]></description>', None),
+    # NPR (7be307059415227d): a script's src="undefined", which would resolve against
+    # the item's page into a URL that is no picture
+    ('<link>https://blog.example.org/a</link><description><![CDATA['
+     '<img src="undefined" width="1200"><img src=" null ">'
+     f"{BIG}]]></description>", "https://blog.example.org/big.jpg"),
     # a picture of a phone called Pixel is a picture
     ('<link>https://blog.example.org/a</link><media:content url="https://blog.example.org/'
      'img/pixel-8-pro-review.jpg" medium="image" width="1200" height="800"/>',
@@ -132,6 +137,7 @@ def test_no_junk_image_is_chosen_anywhere_in_the_corpus() -> None:
             path.read_bytes(), Feed(url=url, name="x"), now=NOW, base_url=url) if a.image]
     assert len(chosen) > 500
     assert [img for _, img in chosen if JUNK.search(img)] == []
+    assert [img for _, img in chosen if img.rsplit("/", 1)[-1] in ("undefined", "null")] == []
     # Fetched from elsewhere than the site (as from a cache or the test server), the
     # images still point at the site: only an item whose own link is relative (a Hugo
     # site, 4059f23db954f1b5) resolves against the fetch address, as its link does.

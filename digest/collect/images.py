@@ -43,10 +43,19 @@ _JUNK_IMAGE = re.compile(
     re.I)
 
 
+# What page scripts leave in src when they have no picture (NPR's feed carries
+# src="undefined").
+_NOT_A_URL = frozenset({"", "undefined", "null", "about:blank"})
+
+
 def pick_image(entry: Mapping[str, Any], content_html: str, *, base: str) -> str | None:
     """The item's picture: the first candidate that is a real image, absolute."""
     for url in _image_candidates(entry, content_html):
         url = url.strip()
+        if url.lower() in _NOT_A_URL or url.rsplit("/", 1)[-1].lower() in _NOT_A_URL:
+            # A script's placeholder ("undefined"), perhaps already made absolute by
+            # the sanitizer: resolved against the item's page it looks like a URL.
+            continue
         absolute = url if not base or is_web(url) else urljoin(base, url)
         if is_web(absolute) and not _JUNK_IMAGE.search(absolute):
             return absolute
