@@ -13,6 +13,8 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
+
 from digest import config as configuration
 from digest import pipeline
 from digest.models import Article, Edit, Section, Selection, Sentence, Story, Summary
@@ -31,6 +33,8 @@ def run(config: Path, *args: str, at: str | None = None,
     """`digest --config CONFIG ARGS`, with the clock at ``at`` (faketime) if given."""
     cmd = [sys.executable, "-m", "digest", "--config", str(config), *args]
     if at is not None:
+        if shutil.which("faketime") is None:
+            pytest.skip("faketime not installed (apt-get install faketime; .ci/run does)")
         cmd = ["faketime", at, *cmd]
     env = {**os.environ, "COLUMNS": "200", "USER": "ed", "TZ": "UTC"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=config.parent,
