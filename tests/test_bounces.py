@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import mailbox
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 
+from digest import config as configuration
+from digest import pipeline
 from digest.mail.bounces import MAX_RECIPIENTS, parse
+from digest.models import Bounce
+from digest.ops import bounces as ops
+from digest.ops.bounces import FetchReport
+from digest.store.facade import Finished, Store
+from tests.peers import FeedServer, SmtpServer
+from tests.test_e2e import digest, make_project
 
 DATA = Path(__file__).parent / "data" / "bounces"
 NOW = datetime(2026, 2, 18, 12, 0, tzinfo=UTC)
@@ -67,3 +77,138 @@ def test_a_report_naming_ten_thousand_recipients_is_cut() -> None:
 ])
 def test_malformed_mime_gives_nothing_and_no_exception(raw: bytes) -> None:
     assert parse(raw, now=NOW) == ()
+
+
+# --- acting on them: a real Maildir, the CLI as a subprocess, a real send after -------
+
+
+def _as_for(name: str, old: str, new: str) -> bytes:
+    """A fixture rewritten to report ``new`` instead of its own address."""
+    return (DATA / name).read_bytes().replace(old.encode(), new.encode())
+
+
+def _maildir(tmp_path: Path, messages: list[bytes]) -> Path:
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    for raw in messages:
+        box.add(raw)
+    box.close()
+    return tmp_path / "Maildir"
+
+
+def test_fetch_suppresses_the_bounced_and_the_complainer_and_the_next_send_skips_them(
+        tmp_path: Path, feed_server: FeedServer, smtp_server: SmtpServer) -> None:
+    config_path = make_project(tmp_path, feed_server, smtp_server.port)
+    assert digest(config_path, "collect").returncode == 0
+    first = digest(config_path, "send")
+    assert first.returncode == 0 and "sent 3 of 3" in first.stdout, first.stderr
+    folder = _maildir(tmp_path, [
+        _as_for("postfix-hard.eml", "gone@example.net", "ada@example.org"),
+        _as_for("arf.eml", "annoyed@yahoo.com", "grace@example.com"),
+        # Forged or misdirected: max is on the list but paused (never mailed), the
+        # stranger is on no list. Neither may change anything.
+        _as_for("gmail.eml", "nobody.here@gmail.com", "max@example.de"),
+        _as_for("outlook.eml", "closed.account@outlook.com", "stranger@example.net"),
+        b"From: kenji@example.net\nSubject: thanks\n\nLovely digest.\n",
+    ])
+    done = digest(config_path, "bounces", "fetch", "--maildir", str(folder), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "messages": 5, "hard": 1, "soft": 0, "complaints": 1, "not_reports": 1,
+        "ignored": 2, "suppressed": ["ada@example.org", "grace@example.com"]}
+    # Every message is now in cur/ and marked seen: a second fetch reads none.
+    assert not list((folder / "new").iterdir())
+    assert all(p.name.endswith(":2,S") for p in (folder / "cur").iterdir())
+    again = digest(config_path, "bounces", "fetch", "--maildir", str(folder))
+    assert again.returncode == 0 and again.stdout.startswith("read 0 messages"), again.stdout
+
+    listed = json.loads(digest(config_path, "bounces", "--json").stdout)
+    assert {(r["address"], r["kind"], r["status"], r["suppressed"]) for r in listed} == {
+        ("ada@example.org", "hard", "5.1.1", True), ("grace@example.com", "complaint", "", True)}
+    table = digest(config_path, "bounces")
+    assert "ada@example.org" in table.stdout and "complaint" in table.stdout
+
+    # The next day's send, a real one to the SMTP peer, leaves both out.
+    config = configuration.load(config_path)
+    smtp_server.received.clear()
+    tomorrow = pipeline.utcnow() + timedelta(days=1)
+    store = pipeline.open_store(config)
+    try:
+        people = pipeline.recipients(config, store, pipeline.load_roster(config))
+        prepared = pipeline.prepare(config, store, now=tomorrow, subscribers=people)
+        pipeline.send_digest(config, store, prepared, people, now=tomorrow, password=None)
+        assert store.suppression("ada@example.org") is not None
+    finally:
+        store.close()
+    assert {r for m in smtp_server.received for r in m.rcpt_tos} == {"kenji@example.net"}
+
+
+def test_fetch_of_a_folder_that_is_no_maildir_is_one_line(tmp_path: Path,
+                                                           feed_server: FeedServer) -> None:
+    config_path = make_project(tmp_path, feed_server, 2525)
+    done = digest(config_path, "bounces", "fetch", "--maildir", str(tmp_path / "nowhere"))
+    assert done.returncode == 1
+    assert "not a Maildir" in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+
+
+def _journal(store: Store, day: date, *emails: str) -> None:
+    """The journal of a day's real send: every address claimed and sent."""
+    when = datetime.combine(day, time(7), UTC)
+    store.plan_deliveries(day, [(e, "default") for e in emails], now=when)
+    store.claim_many(day, list(emails), "run-1", now=when)
+    store.finish_many(day, [Finished(e, "sent", "<m@x>", None, None) for e in emails], "run-1",
+                      now=when)
+
+
+def _soft(address: str) -> tuple[Bounce, ...]:
+    return parse(_as_for("postfix-delayed.eml", "full@example.com", address), now=NOW)
+
+
+def test_soft_bounces_suppress_only_past_the_limit_within_the_window(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    config = configuration.load(make_project(tmp_path, feed_server, 2525))
+    store = pipeline.open_store(config)
+    start = datetime(2026, 2, 1, 7, 30, tzinfo=UTC)
+    try:
+        for d in range(40):
+            _journal(store, (start + timedelta(days=d)).date(), "ada@example.org")
+        # Two soft bounces, then a third 15 days after the first: the window (14 days)
+        # holds only two at any time, so nothing is suppressed.
+        for offset in (0, 1, 15):
+            report = FetchReport()
+            ops.act(config, store, _soft("ada@example.org"), source="t",
+                    now=start + timedelta(days=offset), report=report)
+            assert report.soft == 1 and report.suppressed == []
+        # Day 16: the window (from day 2) holds days 15 and 16, still two; day 17
+        # makes three within 14 days (15, 16, 17): suppressed.
+        report = FetchReport()
+        ops.act(config, store, _soft("ada@example.org"), source="t",
+                now=start + timedelta(days=16), report=report)
+        assert report.suppressed == []
+        ops.act(config, store, _soft("ada@example.org"), source="t",
+                now=start + timedelta(days=17), report=report)
+        assert report.suppressed == ["ada@example.org"]
+        reason = store.suppression("ada@example.org")
+        assert reason is not None and reason[0].startswith("3 soft bounces in 14 days")
+    finally:
+        store.close()
+
+
+def test_a_report_for_an_address_not_mailed_within_the_window_changes_nothing(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    config = configuration.load(make_project(tmp_path, feed_server, 2525))
+    store = pipeline.open_store(config)
+    try:
+        _journal(store, date(2026, 2, 1), "ada@example.org")
+        hard = parse(_as_for("postfix-hard.eml", "gone@example.net", "ada@example.org"), now=NOW)
+        report = FetchReport()
+        # Mailed 17 days before: past the 14-day window, so a report now is not believed.
+        ops.act(config, store, hard, source="t", now=NOW, report=report)
+        assert report.ignored == 1 and report.suppressed == []
+        assert store.suppression("ada@example.org") is None
+        assert store.recent_bounces(date(2026, 1, 1)) == []
+        # The same report a day after a send is believed.
+        ops.act(config, store, hard, source="t", now=datetime(2026, 2, 2, tzinfo=UTC),
+                report=report)
+        assert report.suppressed == ["ada@example.org"]
+    finally:
+        store.close()
