@@ -14,6 +14,7 @@ from digest import pipeline
 from digest.mail.bounces import MAX_RECIPIENTS, parse
 from digest.models import Bounce
 from digest.ops import bounces as ops
+from digest.ops import status
 from digest.ops.bounces import FetchReport
 from digest.store.facade import Finished, Store
 from tests.peers import FeedServer, SmtpServer
@@ -126,6 +127,11 @@ def test_fetch_suppresses_the_bounced_and_the_complainer_and_the_next_send_skips
         ("ada@example.org", "hard", "5.1.1", True), ("grace@example.com", "complaint", "", True)}
     table = digest(config_path, "bounces")
     assert "ada@example.org" in table.stdout and "complaint" in table.stdout
+    shown = digest(config_path, "status")
+    assert "1 bounces (33.3%) and 1 complaints (33.33%) of 3 sent" in shown.stdout
+    assert "warning: bounce rate 33.3%" in shown.stderr
+    assert "warning: complaint rate 33.33%" in shown.stderr
+    assert isinstance(json.loads(digest(config_path, "status", "--json").stdout), list)
 
     # The next day's send, a real one to the SMTP peer, leaves both out.
     config = configuration.load(config_path)
@@ -212,3 +218,32 @@ def test_a_report_for_an_address_not_mailed_within_the_window_changes_nothing(
         assert report.suppressed == ["ada@example.org"]
     finally:
         store.close()
+
+
+def test_status_warns_above_two_percent_bounces_and_a_tenth_of_a_percent_complaints(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    config = configuration.load(make_project(tmp_path, feed_server, 2525))
+    day = date(2026, 2, 18)
+    at = datetime(2026, 2, 18, 9, tzinfo=UTC)
+    store = pipeline.open_store(config)
+    try:
+        _journal(store, day, *(f"r{i}@example.org" for i in range(1000)))
+        for i in range(20):  # 2.0%: at the line, not above it
+            store.record_bounce(f"r{i}@example.org", "hard" if i % 2 else "soft", "5.1.1",
+                                "", "t", at)
+        store.record_bounce("r999@example.org", "complaint", "", "abuse", "t", at)  # 0.1%
+    finally:
+        store.close()
+    rates = status.bounce_rates(config, day)
+    assert (rates["sent"], rates["bounces"], rates["complaints"]) == (1000, 20, 1)
+    assert status.rate_warnings(rates) == []
+    store = pipeline.open_store(config)
+    try:
+        store.record_bounce("r20@example.org", "hard", "5.1.1", "", "t", at)
+        store.record_bounce("r998@example.org", "complaint", "", "abuse", "t", at)
+        # The next day's reports are the next day's rate.
+        store.record_bounce("r21@example.org", "hard", "5.1.1", "", "t", at + timedelta(days=1))
+    finally:
+        store.close()
+    warned = status.rate_warnings(status.bounce_rates(config, day))
+    assert [w.split(" on ")[0] for w in warned] == ["bounce rate 2.1%", "complaint rate 0.20%"]
