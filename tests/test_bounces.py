@@ -116,6 +116,11 @@ def test_fetch_suppresses_the_bounced_and_the_complainer_and_the_next_send_skips
     assert json.loads(done.stdout) == {
         "messages": 5, "hard": 1, "soft": 0, "complaints": 1, "not_reports": 1,
         "ignored": 2, "suppressed": ["ada@example.org", "grace@example.com"]}
+    # The file says so too (the database suppression already holds at send time).
+    roster = pipeline.load_roster(configuration.load(config_path))
+    statuses = {s.email: s.status for s in roster.subscribers}
+    assert statuses["ada@example.org"] == statuses["grace@example.com"] == "unsubscribed"
+    assert statuses["kenji@example.net"] == "active"
     # Every message is now in cur/ and marked seen: a second fetch reads none.
     assert not list((folder / "new").iterdir())
     assert all(p.name.endswith(":2,S") for p in (folder / "cur").iterdir())
@@ -247,3 +252,24 @@ def test_status_warns_above_two_percent_bounces_and_a_tenth_of_a_percent_complai
         store.close()
     warned = status.rate_warnings(status.bounce_rates(config, day))
     assert [w.split(" on ")[0] for w in warned] == ["bounce rate 2.1%", "complaint rate 0.20%"]
+
+
+def test_a_schema_5_file_gains_the_bounces_table_and_keeps_its_suppressions(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = Store.open(path)
+    store.suppress("ada@example.org", "web")
+    with store.begin() as conn:  # what a digest before issue 20 left behind
+        conn.exec_driver_sql("DROP TABLE bounces")
+        conn.exec_driver_sql("UPDATE meta SET value = '5' WHERE key = 'schema'")
+    store.close()
+    store = Store.open(path)
+    try:
+        store.record_bounce("ada@example.org", "hard", "5.1.1", "", "t", NOW)
+        assert store.bounce_counts(NOW.date())["hard"] == 1
+        assert store.suppression("ada@example.org") is not None
+        with store.begin() as conn:
+            assert conn.exec_driver_sql(
+                "SELECT value FROM meta WHERE key = 'schema'").scalar_one() == "6"
+    finally:
+        store.close()
