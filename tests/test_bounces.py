@@ -110,11 +110,12 @@ def test_fetch_suppresses_the_bounced_and_the_complainer_and_the_next_send_skips
         _as_for("gmail.eml", "nobody.here@gmail.com", "max@example.de"),
         _as_for("outlook.eml", "closed.account@outlook.com", "stranger@example.net"),
         b"From: kenji@example.net\nSubject: thanks\n\nLovely digest.\n",
+        b"\x00\xff\xfe\r\nContent-Type: multipart/report; boundary=\n\n--\x00",  # broken MIME
     ])
     done = digest(config_path, "bounces", "fetch", "--maildir", str(folder), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {
-        "messages": 5, "hard": 1, "soft": 0, "complaints": 1, "not_reports": 1,
+        "messages": 6, "hard": 1, "soft": 0, "complaints": 1, "not_reports": 2,
         "ignored": 2, "suppressed": ["ada@example.org", "grace@example.com"]}
     # The file says so too (the database suppression already holds at send time).
     roster = pipeline.load_roster(configuration.load(config_path))

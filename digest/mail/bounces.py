@@ -17,6 +17,7 @@ A message that is none of these (an auto-reply, a person writing back) gives not
 from __future__ import annotations
 
 import email
+import logging
 import re
 from datetime import UTC, datetime
 from email.message import Message
@@ -112,6 +113,9 @@ def _arf(msg: Message, reporter: str, arrived: datetime | None) -> tuple[Bounce,
 def _other(msg: Message, reporter: str, arrived: datetime | None) -> tuple[Bounce, ...]:
     from flufl.bounce import all_failures
 
+    # flufl.bounce catches a detector that trips on odd input and logs it with a
+    # traceback; for us that only means "not this format", no error of digest's.
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
     try:
         temporary, permanent = all_failures(msg)
     except Exception:
