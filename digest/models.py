@@ -250,3 +250,18 @@ class SendReport:
     total: int = 0
     seconds: float = 0.0
     failures: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+BounceKind = Literal["hard", "soft", "complaint"]
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """What one bounce or complaint report says about one address we mailed."""
+
+    address: str
+    kind: BounceKind
+    status: str = ""  # the enhanced status code (RFC 3463), e.g. "5.1.1"; "" if none
+    diagnostic: str = ""  # the remote server's words, or the feedback type of a complaint
+    reporter: str = ""  # the Reporting-MTA, or who sent the report
+    arrived_at: datetime | None = None  # the report's Date, when it had a sane one

@@ -41,7 +41,7 @@ def test_importing_the_cli_registers_every_command() -> None:
     # all, so `digest`, `python -m digest` and `from digest.cli import cli` see the same.
     from digest.cli import cli
 
-    assert sorted(cli.commands) == ["catch", "check", "collect", "demo", "desk", "feeds",
+    assert sorted(cli.commands) == ["bounces", "catch", "check", "collect", "demo", "desk", "feeds",
                                     "preview", "rank", "render", "run", "schedule", "send",
                                     "serve", "status", "subscribers"]
     assert sorted(cli.commands["subscribers"].commands) == [  # type: ignore[attr-defined]

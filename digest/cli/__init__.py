@@ -7,7 +7,16 @@ the command modules here registers every command on it.
 
 from __future__ import annotations
 
-from digest.cli import desk, feeds, ops, rank, send, subscribers, web  # noqa: F401  (registers)
+from digest.cli import (  # noqa: F401  (registers)
+    bounces,
+    desk,
+    feeds,
+    ops,
+    rank,
+    send,
+    subscribers,
+    web,
+)
 from digest.cli.base import Ctx, cli, pass_ctx, user_errors
 
 __all__ = ["Ctx", "cli", "main", "pass_ctx", "user_errors"]

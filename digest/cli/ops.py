@@ -4,6 +4,7 @@ commands."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,8 @@ def schedule(obj: Ctx, as_json: bool) -> None:
 @pass_ctx
 @user_errors
 def status_cmd(obj: Ctx, as_json: bool, day: Any, limit: int) -> None:
-    """List recent runs (collected, selected, sent, deferred, failed), or a day's journal.
+    """List recent runs (collected, selected, sent, deferred, failed), or a day's journal,
+    and the day's bounce and complaint rates (warned above 2% and 0.1%, on stderr).
 
     \b
     Example:
@@ -94,6 +96,7 @@ def status_cmd(obj: Ctx, as_json: bool, day: Any, limit: int) -> None:
             report.print_json(rows)
         else:
             status.print_journal(day.date(), rows)
+        status.print_rates(status.bounce_rates(obj.config, day.date()), as_json=as_json)
         return
     runs = status.run_rows(obj.config, limit)
     status.warn_subscriber_files(obj.config)
@@ -101,6 +104,8 @@ def status_cmd(obj: Ctx, as_json: bool, day: Any, limit: int) -> None:
         report.print_json(runs)
     else:
         status.print_runs(runs)
+    status.print_rates(status.bounce_rates(obj.config, datetime.now(UTC).date()),
+                       as_json=as_json)
 
 
 @cli.command()

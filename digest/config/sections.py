@@ -315,6 +315,14 @@ class ServeConfig(_Section):
     """Seconds a request waits for a locked subscriber file or database, then 503."""
 
 
+class BouncesConfig(_Section):
+    soft_limit: int = Field(default=3, ge=1)
+    """Soft bounces (4.x.x, delayed) of one address within window_days that suppress it."""
+    window_days: int = Field(default=14, ge=1, le=365)
+    """Days the soft bounces are counted over; also how recently digest must have
+    mailed an address for a report about it to be believed (the delivery journal)."""
+
+
 class ThemeConfig(_Section):
     brand_color: str = "#9c2b23"
     """Brand colour (#rgb or #rrggbb): masthead rule and section headings."""
@@ -366,6 +374,7 @@ class ConfigModel(_Section):
     preview: PreviewConfig = PreviewConfig()
     serve: ServeConfig = ServeConfig()
     theme: ThemeConfig = ThemeConfig()
+    bounces: BouncesConfig = BouncesConfig()
 
 
 def check_timezone(v: str) -> str:

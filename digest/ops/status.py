@@ -125,3 +125,46 @@ def print_journal(day: date, rows: list[dict[str, Any]]) -> None:
           r["last_error"] or "") for r in rows]))
     counts = Counter(r["status"] for r in rows)
     report.console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+
+
+# Above these, mailbox providers start refusing a sender: Gmail and Yahoo's bulk-sender
+# rules ask for complaints under 0.1% (0.3% is the hard line) and bounces around 2%.
+BOUNCE_WARN = 0.02
+COMPLAINT_WARN = 0.001
+
+
+def bounce_rates(config: Config, day: date) -> dict[str, Any]:
+    """The day's bounces and complaints against the messages sent that day."""
+    store = pipeline.open_store(config)
+    try:
+        sent = store.delivery_counts(day)["sent"]
+        counts = store.bounce_counts(day)
+    finally:
+        store.close()
+    bounced = counts["hard"] + counts["soft"]
+    return {"day": day.isoformat(), "sent": sent, "bounces": bounced,
+            "complaints": counts["complaint"],
+            "bounce_rate": bounced / sent if sent else 0.0,
+            "complaint_rate": counts["complaint"] / sent if sent else 0.0}
+
+
+def rate_warnings(rates: dict[str, Any]) -> list[str]:
+    out = []
+    if rates["bounce_rate"] > BOUNCE_WARN:
+        out.append(f"bounce rate {rates['bounce_rate']:.1%} on {rates['day']} is above 2%: "
+                   "check the list's sources (`digest bounces`)")
+    if rates["complaint_rate"] > COMPLAINT_WARN:
+        out.append(f"complaint rate {rates['complaint_rate']:.2%} on {rates['day']} is above "
+                   "0.1%: providers start refusing mail past 0.3% (`digest bounces`)")
+    return out
+
+
+def print_rates(rates: dict[str, Any], *, as_json: bool) -> None:
+    """The rates on stdout (not with --json, whose shape stays), warnings on stderr."""
+    if not as_json and (rates["sent"] or rates["bounces"] or rates["complaints"]):
+        report.console.print(
+            f"{rates['day']}: {rates['bounces']} bounces ({rates['bounce_rate']:.1%}) and "
+            f"{rates['complaints']} complaints ({rates['complaint_rate']:.2%}) "
+            f"of {rates['sent']} sent")
+    for line in rate_warnings(rates):
+        click.echo(f"warning: {line}", err=True)

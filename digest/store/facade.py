@@ -3,7 +3,7 @@ through SQLAlchemy Core.
 
 One file, WAL mode, a busy timeout: several processes (daemon, `digest send`,
 `digest serve`) may share it. The work is split by concern (articles, journal,
-runs, suppressions), the shape is schema's, dialect-specific SQL is dialect's;
+runs, suppressions, bounces), the shape is schema's, dialect-specific SQL is dialect's;
 callers import what they need from here.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from digest.errors import StoreError
 from digest.store import dbfile
 from digest.store.articles import Articles, FeedOutcome, FeedState
+from digest.store.bounces import Bounces
 from digest.store.desk import Desk
 from digest.store.dialect import SQLite, is_busy
 from digest.store.journal import Finished, Journal
@@ -24,7 +25,7 @@ from digest.store.suppressions import Suppressions
 __all__ = ["FeedOutcome", "FeedState", "Finished", "Store", "is_busy"]
 
 
-class Store(Articles, Desk, Journal, Runs, Suppressions):
+class Store(Articles, Bounces, Desk, Journal, Runs, Suppressions):
     """All database access goes through here; no SQL elsewhere."""
 
     @classmethod

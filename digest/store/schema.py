@@ -32,7 +32,7 @@ from digest.errors import StoreError
 if TYPE_CHECKING:
     from digest.store.dialect import Dialect
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -243,6 +243,21 @@ desk_holds = Table(
     Column("outcome", String(16)),  # approved | deadline-send | deadline-skip
 )
 
+# v6 (bounces): every bounce and complaint digest acted on, one row per address a
+# report named; the soft-bounce rule counts an address's rows within a window.
+bounces = Table(
+    "bounces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("address", Text, nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # hard | soft | complaint
+    Column("status", String(16), nullable=False, default=""),
+    Column("diagnostic", Text, nullable=False, default=""),
+    Column("day", String(10), nullable=False, index=True),  # received_at's UTC day
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("source", Text, nullable=False, default=""),  # the reporter, and the file
+)
+
 # version -> SQL run to reach it from the version before. Version 1 is create_all.
 MIGRATIONS: dict[int, Sequence[str]] = {
     2: [f"ALTER TABLE feeds ADD COLUMN {c}" for c in (
@@ -264,6 +279,8 @@ MIGRATIONS: dict[int, Sequence[str]] = {
         " MIN(b.first_seen) FROM articles AS b WHERE b.feed_url = articles.feed_url)"],
     # The desk's two tables are new: create_all makes them in an older file.
     5: [],
+    # The bounces table is new: create_all makes it in an older file.
+    6: [],
 }
 
 
