@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import tempfile
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from digest.errors import DigestError
 
@@ -89,3 +93,16 @@ def read_snapshot(path: Path) -> Snapshot:
         return Snapshot(path, None, "", False)
     bom = raw.startswith(BOM)
     return Snapshot(path, raw, raw[3 if bom else 0:].decode("utf-8"), bom)
+
+
+def toml_edit_is_exact(old: dict[str, Any], new: str,
+                       expect: Callable[[dict[str, Any]], None]) -> bool:
+    """Whether ``new`` (TOML text) reads as exactly ``old`` with ``expect`` applied: an
+    edit made on the text, to keep its comments, changed what it meant to and nothing
+    else."""
+    wanted = copy.deepcopy(old)
+    expect(wanted)
+    try:
+        return tomllib.loads(new) == wanted
+    except tomllib.TOMLDecodeError:
+        return False

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from digest.config.sections import ConfigModel
 from digest.errors import BusyError, ConfigError
-from digest.files import Snapshot, read_snapshot, write_atomic
+from digest.files import Snapshot, read_snapshot, toml_edit_is_exact, write_atomic
 
 LOCK_WAIT_SECONDS = 10.0
 # The order keys are written in, as the shipped config.toml lists them.
@@ -225,17 +225,11 @@ def _validate(entry: Mapping[str, Any], path: Path) -> None:
 def _checked(path: Path, old: dict[str, Any], new: str,
              expect: Callable[[dict[str, Any]], None]) -> str:
     """``new`` if it parses to exactly the old data with ``expect`` applied, and validates."""
-    wanted = copy.deepcopy(old)
-    expect(wanted)
-    try:
-        got = tomllib.loads(new)
-    except tomllib.TOMLDecodeError:
-        got = None
-    if got != wanted:
+    if not toml_edit_is_exact(old, new, expect):
         raise ConfigError(f"{path}: cannot edit the feeds safely",
                           hint="edit the [[feeds]] entries by hand")
     try:
-        ConfigModel.model_validate(got)
+        ConfigModel.model_validate(tomllib.loads(new))
     except ValidationError as e:
         raise ConfigError(f"{path}: the edit would not validate: {e.errors()[0]['msg']}") \
             from None

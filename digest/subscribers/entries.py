@@ -12,7 +12,6 @@ and compared with the intended data before it is returned.
 
 from __future__ import annotations
 
-import copy
 import re
 import tomllib
 from collections.abc import Callable, Collection, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 import tomlkit
 
 from digest.errors import SubscriberError
+from digest.files import toml_edit_is_exact
 from digest.subscribers.roster import header_lines, normalise_email
 
 _ANY_HEADER = re.compile(r"""\s*\[\[?\s*[\w."' -]+\s*\]\]?\s*(#.*)?$""")
@@ -100,13 +100,7 @@ def _matches_any(entry: dict[str, Any], addresses: Collection[str]) -> bool:
 
 def _checked(path: Path, old: str, new: str, expect: Callable[[dict[str, Any]], None]) -> str:
     """``new`` if it parses to exactly the old data with ``expect`` applied."""
-    wanted = copy.deepcopy(tomllib.loads(old))
-    expect(wanted)
-    try:
-        got = tomllib.loads(new)
-    except tomllib.TOMLDecodeError:
-        got = None
-    if got != wanted:
+    if not toml_edit_is_exact(tomllib.loads(old), new, expect):
         raise SubscriberError(f"{path}: cannot edit this entry safely; please edit it by hand")
     return new
 
