@@ -130,7 +130,11 @@ def show(config: Config, d: Day) -> View:
 
 def _open_unfrozen(config: Config, d: Day) -> Store:
     store = pipeline.open_store(config)
-    began = store.sending_began(d.day, d.group)
+    try:
+        began = store.sending_began(d.day, d.group)
+    except BaseException:
+        store.close()
+        raise
     if began is not None:
         store.close()
         local = began.astimezone(config.tz)

@@ -22,9 +22,12 @@ def collect_now(config: Config, *, progress: bool) -> list[FeedResult]:
     caller prints JSON."""
     store = pipeline.open_store(config)
     # The table (or the JSON) shows each feed's error: the log line would repeat it.
-    with runlog.without_feed_errors(), report.Progress(
-            "collecting", len(config.feeds), enabled=progress) as bar:
-        return pipeline.collect(config, store, now=pipeline.utcnow(), on_result=bar.advance)
+    try:
+        with runlog.without_feed_errors(), report.Progress(
+                "collecting", len(config.feeds), enabled=progress) as bar:
+            return pipeline.collect(config, store, now=pipeline.utcnow(), on_result=bar.advance)
+    finally:
+        store.close()
 
 
 def failure_warning(results: Sequence[FeedResult]) -> str | None:
@@ -41,11 +44,19 @@ def health(config: Config) -> list[FeedHealth]:
     # Imported here: `digest collect` never needs it.
     from digest.collect import health as feedhealth
 
-    return feedhealth.feed_health(config, pipeline.open_store(config), now=pipeline.utcnow())
+    store = pipeline.open_store(config)
+    try:  # closed, even on a damaged page: an open connection leaves -wal and -shm behind
+        return feedhealth.feed_health(config, store, now=pipeline.utcnow())
+    finally:
+        store.close()
 
 
 def revive(config: Config, feed: str) -> str:
     """Fetch a gone or waiting feed again (by URL or name); the line saying so."""
     from digest.collect import health as feedhealth
 
-    return feedhealth.revive(config, pipeline.open_store(config), feed)
+    store = pipeline.open_store(config)
+    try:
+        return feedhealth.revive(config, store, feed)
+    finally:
+        store.close()

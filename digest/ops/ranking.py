@@ -17,9 +17,12 @@ if TYPE_CHECKING:
 def rank_today(config: Config, *, say_why_empty: bool) -> tuple[Ranked, str | None]:
     """Today's stories, and (if asked, and there are none) what to run about it."""
     store = pipeline.open_store(config)
-    ranked = pipeline.rank_day(config, store, now=pipeline.utcnow())
-    if ranked.stories or not say_why_empty:
-        return ranked, None
-    # Counted only here: a day with stories (or --json) needs no extra query.
-    return ranked, explain.nothing_to_rank(store.count_articles(),
-                                           config.selection.max_age_hours)
+    try:
+        ranked = pipeline.rank_day(config, store, now=pipeline.utcnow())
+        if ranked.stories or not say_why_empty:
+            return ranked, None
+        # Counted only here: a day with stories (or --json) needs no extra query.
+        return ranked, explain.nothing_to_rank(store.count_articles(),
+                                               config.selection.max_age_hours)
+    finally:
+        store.close()
