@@ -4,6 +4,7 @@ import os
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -51,3 +52,21 @@ def smtp_server() -> Iterator[SmtpServer]:
 def pytest_report_header() -> str:
     return f"digest tests: corpus at {CORPUS} ({'present' if CORPUS.is_dir() else 'missing'}); " \
            f"DISPLAY={os.environ.get('DISPLAY', '')!r}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless chromium through Playwright, for the preview's browser tests
+    (tests/test_email_browser.py keeps its own, without the expect() timeout)."""
+    from tests.test_preview_browser import CHROMIUM, CHROMIUM_ARGS, WAIT
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

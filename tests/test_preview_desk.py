@@ -27,7 +27,7 @@ from digest.web.desk import BY_DEFAULT
 from digest.web.preview import create_app
 from tests.peers import FeedServer
 from tests.preview_site import ARTIFACTS, Running
-from tests.test_preview_browser import CHROMIUM, CHROMIUM_ARGS, WAIT
+from tests.test_preview_browser import WAIT
 from tests.test_realday import NOW, REALDAY
 from tests.test_realday import _project as realday_project
 
@@ -36,20 +36,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 DAY = NOW.date()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=WAIT)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                      args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
